@@ -1,0 +1,45 @@
+# seekserve: the two commands a newcomer runs are `make run` and `make test`.
+BUILD_DIR ?= build
+FUZZ_DIR ?= build-fuzz
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all setup build run test unit format format-check fuzz bench clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Until the server exists: make the demo model and show what seekserve sees in it.
+run: build
+	@scripts/run-demo.sh $(BUILD_DIR)/seekserve
+
+test: build format-check
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+	@scripts/fuzz.sh 30
+
+unit: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+format:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format -i
+
+format-check:
+	@git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
+
+# Each parser's libFuzzer target for SECONDS seconds under ASan+UBSan: make fuzz SECONDS=300
+SECONDS ?= 60
+fuzz: setup
+	@scripts/fuzz.sh $(SECONDS)
+
+bench: build
+	@cmake --build $(BUILD_DIR) --target benches -j $(JOBS)
+	@scripts/bench.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(FUZZ_DIR)

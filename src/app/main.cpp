@@ -1,0 +1,26 @@
+// seekserve: one binary, many subcommands. Wiring only; each subcommand lives in src/tools/.
+
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/command.h"
+
+int main(int argc, char** argv) {
+  using namespace seekserve;
+  CLI::App app{"seekserve: serve DeepSeek-family language models fast on your own hardware"};
+  app.require_subcommand(1);
+  CommandContext ctx;
+  add_version_command(app, ctx);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;  // bad input
+  } catch (const std::exception& e) {
+    return report_failure(internal_error("{}", e.what()));
+  }
+  return ctx.exit_code;
+}

@@ -1,0 +1,23 @@
+#pragma once
+// How subcommands plug into the `seekserve` binary. Each tool adds its subcommand to the CLI11
+// app and, when it runs, stores its exit code in `exit_code`:
+//   0 success, 1 runtime failure, 2 bad input (bad flag, bad or hostile file).
+
+#include <CLI/CLI.hpp>
+
+#include "core/status.h"
+
+namespace seekserve {
+
+struct CommandContext {
+  int exit_code = 0;
+};
+
+// Prints "seekserve: error: <message>" (one line) to stderr and returns the exit code for it.
+int report_failure(const Status& status);
+// 0 for an ok status, else report_failure(status).
+int exit_code_for(const Status& status);
+
+void add_version_command(CLI::App& app, CommandContext& ctx);
+
+}  // namespace seekserve
