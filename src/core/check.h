@@ -5,10 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define SEEK_CHECK(cond, msg)                                                                \
-  do {                                                                                       \
-    if (!(cond)) [[unlikely]] {                                                              \
+#define SEEK_CHECK(cond, msg)                                                                 \
+  do {                                                                                        \
+    if (!(cond)) [[unlikely]] {                                                               \
       std::fprintf(stderr, "%s:%d: check failed: %s (%s)\n", __FILE__, __LINE__, #cond, msg); \
-      std::abort();                                                                          \
-    }                                                                                        \
+      std::abort();                                                                           \
+    }                                                                                         \
   } while (0)

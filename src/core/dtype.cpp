@@ -10,18 +10,19 @@ namespace seekserve {
 namespace {
 
 constexpr DTypeInfo kInfos[] = {
-    {"f32", 1, 4, true, false},    {"f16", 1, 2, true, false},   {"bf16", 1, 2, true, false},
-    {"fp8", 1, 1, true, false},    {"q8_0", 32, 34, false, true}, {"q4_0", 32, 18, false, true},
-    {"q4_k", 256, 144, false, true}, {"i8", 1, 1, false, false}, {"u8", 1, 1, false, false},
-    {"i16", 1, 2, false, false},   {"i32", 1, 4, false, false},  {"i64", 1, 8, false, false},
-    {"f64", 1, 8, true, false},    {"bool", 1, 1, false, false},
+    {"f32", 1, 4, true, false},      {"f16", 1, 2, true, false},    {"bf16", 1, 2, true, false},
+    {"fp8", 1, 1, true, false},      {"q8_0", 32, 34, false, true}, {"q4_0", 32, 18, false, true},
+    {"q4_k", 256, 144, false, true}, {"i8", 1, 1, false, false},    {"u8", 1, 1, false, false},
+    {"i16", 1, 2, false, false},     {"i32", 1, 4, false, false},   {"i64", 1, 8, false, false},
+    {"f64", 1, 8, true, false},      {"bool", 1, 1, false, false},
 };
 static_assert(std::size(kInfos) == static_cast<size_t>(DType::kBool) + 1);
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
       return false;
   }
   return true;
@@ -46,7 +47,9 @@ std::array<float, 256> make_fp8_table() {
 
 }  // namespace
 
-const DTypeInfo& dtype_info(DType type) { return kInfos[static_cast<size_t>(type)]; }
+const DTypeInfo& dtype_info(DType type) {
+  return kInfos[static_cast<size_t>(type)];
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (size_t i = 0; i < std::size(kInfos); ++i) {
@@ -89,7 +92,7 @@ uint16_t f32_to_f16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
   uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
   uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return sign | 0x7e00;  // NaN
+  if (absx > 0x7f800000u) return sign | 0x7e00;   // NaN
   if (absx >= 0x477ff000u) return sign | 0x7c00;  // rounds to >= 65520: inf
   if (absx < 0x38800000u) {
     // Subnormal half (or zero): value = m * 2^-24, round to nearest even.
@@ -106,7 +109,9 @@ uint16_t f32_to_f16(float f) {
   return sign | static_cast<uint16_t>(half);
 }
 
-float bf16_to_f32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+float bf16_to_f32(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
 
 uint16_t f32_to_bf16(float f) {
   uint32_t x = std::bit_cast<uint32_t>(f);
@@ -130,7 +135,7 @@ uint8_t f32_to_fp8_e4m3(float f) {
   std::frexp(a, &exp);  // a = m * 2^exp, m in [0.5, 1)
   int e = exp - 1;      // a = 1.x * 2^e
   if (e < -6) e = -6;
-  float step = std::ldexp(1.0f, e - 3);  // 3 mantissa bits
+  float step = std::ldexp(1.0f, e - 3);       // 3 mantissa bits
   float q = std::nearbyint(a / step) * step;  // exact division by a power of two
   if (q >= 448.0f) return sign | 0x7e;
   if (q == 0.0f) return sign;

@@ -35,7 +35,9 @@ struct DTypeInfo {
 };
 
 const DTypeInfo& dtype_info(DType type);
-inline std::string_view dtype_name(DType type) { return dtype_info(type).name; }
+inline std::string_view dtype_name(DType type) {
+  return dtype_info(type).name;
+}
 std::optional<DType> dtype_from_name(std::string_view name);  // case-insensitive
 
 // Bytes taken by n_elements values; nullopt if n_elements is not a whole number of blocks or

@@ -10,8 +10,12 @@ namespace {
 std::atomic<LogLevel> g_log_level{LogLevel::kInfo};
 }  // namespace
 
-void set_log_level(LogLevel level) { g_log_level.store(level, std::memory_order_relaxed); }
-LogLevel log_level() { return g_log_level.load(std::memory_order_relaxed); }
+void set_log_level(LogLevel level) {
+  g_log_level.store(level, std::memory_order_relaxed);
+}
+LogLevel log_level() {
+  return g_log_level.load(std::memory_order_relaxed);
+}
 
 void log_line(LogLevel level, std::string_view message) {
   static constexpr const char* kNames[] = {"debug", "info", "warn", "error"};

@@ -109,10 +109,10 @@ class [[nodiscard]] Result {
 #define SEEK_CONCAT(a, b) SEEK_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` (a Status) is not ok.
-#define SEEK_RETURN_IF_ERROR(expr)                    \
-  do {                                                \
-    ::seekserve::Status seek_status_ = (expr);        \
-    if (!seek_status_.ok()) return seek_status_;      \
+#define SEEK_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::seekserve::Status seek_status_ = (expr);   \
+    if (!seek_status_.ok()) return seek_status_; \
   } while (0)
 
 // `lhs = value of expr` (a Result<T>), or return its Status from the enclosing function.

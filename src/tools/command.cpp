@@ -11,7 +11,9 @@ int report_failure(const Status& status) {
   return status.is_bad_input() ? 2 : 1;
 }
 
-int exit_code_for(const Status& status) { return status.ok() ? 0 : report_failure(status); }
+int exit_code_for(const Status& status) {
+  return status.ok() ? 0 : report_failure(status);
+}
 
 void add_version_command(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand("version", "Print the version and exit");
