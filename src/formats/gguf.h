@@ -1,0 +1,135 @@
+#pragma once
+// GGUF (v2, v3) reader and writer. Little-endian. Layout: magic "GGUF", u32 version,
+// u64 tensor_count, u64 kv_count, kv pairs, tensor infos, padding to general.alignment
+// (default 32), tensor data. Every offset, size, count, dimension and string length read from a
+// file is checked against the file before use: a bad file is a kDataLoss Status naming the file
+// and the field or tensor, never a crash or an out-of-bounds read.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/status.h"
+
+namespace seekserve {
+
+// Metadata value types as numbered in the GGUF spec.
+enum class GgufType : uint32_t {
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
+};
+
+// ggml tensor type ids used in tensor infos (only the ones seekserve reads).
+std::optional<DType> dtype_from_ggml_type(uint32_t ggml_type);
+std::optional<uint32_t> ggml_type_from_dtype(DType dtype);
+
+// One metadata value. Scalars keep their exact type; integers are widened into `u`/`i`, floats
+// into `f`. Arrays hold elements of one `array_type` (nested arrays allowed by the spec).
+struct GgufValue {
+  GgufType type = GgufType::kU32;
+  GgufType array_type = GgufType::kU8;  // meaningful when type == kArray
+  uint64_t u = 0;                       // kU8, kU16, kU32, kU64
+  int64_t i = 0;                        // kI8, kI16, kI32, kI64
+  double f = 0.0;                       // kF32, kF64
+  bool b = false;                       // kBool
+  std::string str;                      // kString
+  std::vector<GgufValue> array;         // kArray
+
+  // Any integer type (or bool) as int64 if it fits; nullopt otherwise.
+  std::optional<int64_t> as_int() const;
+  // Any integer or float type as double.
+  std::optional<double> as_float() const;
+  const std::string* as_string() const { return type == GgufType::kString ? &str : nullptr; }
+
+  static GgufValue from_u32(uint32_t v);
+  static GgufValue from_i32(int32_t v);
+  static GgufValue from_u64(uint64_t v);
+  static GgufValue from_f32(float v);
+  static GgufValue from_bool(bool v);
+  static GgufValue from_string(std::string v);
+  static GgufValue from_strings(std::vector<std::string> v);
+  static GgufValue from_i32s(const std::vector<int32_t>& v);
+  static GgufValue from_f32s(const std::vector<float>& v);
+};
+
+struct GgufTensorInfo {
+  std::string name;
+  std::vector<uint64_t> dims;  // innermost first (the reverse of the PyTorch shape); 1..4 dims
+  DType dtype = DType::kF32;
+  uint64_t offset = 0;   // from the start of the data section; a multiple of the alignment
+  uint64_t n_elements = 0;
+  uint64_t n_bytes = 0;
+  const uint8_t* data = nullptr;  // into the mapping; valid while the GgufFile lives
+};
+
+class GgufFile {
+ public:
+  // Maps and parses `path`. The tensor data stays memory-mapped.
+  static Result<GgufFile> open(const std::string& path);
+  // Parses bytes owned by the caller (used by the fuzzer and tests); `name` is used in errors.
+  static Result<GgufFile> parse(std::span<const uint8_t> bytes, const std::string& name);
+
+  uint32_t version() const { return version_; }
+  uint64_t alignment() const { return alignment_; }
+  const std::string& name() const { return name_; }
+  uint64_t file_size() const { return file_size_; }
+
+  // Metadata in file order.
+  const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }
+  const GgufValue* find(std::string_view key) const;
+  const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
+  const GgufTensorInfo* find_tensor(std::string_view name) const;
+
+ private:
+  MappedFile file_;
+  std::string name_;
+  uint32_t version_ = 0;
+  uint64_t alignment_ = 32;
+  uint64_t file_size_ = 0;
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::vector<GgufTensorInfo> tensors_;
+};
+
+// Writes a GGUF v3 file. Tensor data is produced at write time by a fill callback so a
+// multi-gigabyte model never has to sit in memory twice.
+class GgufWriter {
+ public:
+  using Fill = std::function<void(std::span<uint8_t> out)>;
+
+  // Sets (or replaces, keeping its position) a metadata key.
+  void set(const std::string& key, GgufValue value);
+  // dims innermost first. `fill` receives exactly dtype_bytes(dtype, product of dims) bytes.
+  Status add_tensor(const std::string& name, DType dtype, std::vector<uint64_t> dims, Fill fill);
+  // Writes header, metadata, tensor infos and aligned data; general.alignment if set (else 32).
+  Status write(const std::string& path) const;
+
+ private:
+  struct PendingTensor {
+    std::string name;
+    DType dtype;
+    std::vector<uint64_t> dims;
+    uint64_t n_bytes;
+    Fill fill;
+  };
+  std::vector<std::pair<std::string, GgufValue>> metadata_;
+  std::vector<PendingTensor> tensors_;
+};
+
+}  // namespace seekserve

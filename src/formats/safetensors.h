@@ -1,0 +1,81 @@
+#pragma once
+// safetensors reader (one file, or a sharded folder with model.safetensors.index.json) and
+// writer. Layout: u64 header length N, N bytes of JSON {name: {dtype, shape, data_offsets}},
+// optional "__metadata__", then the data. Like the reference reader, rejects a header over
+// 100 MB, offsets that are out of bounds, overlapping or not contiguous, and byte sizes that do
+// not equal shape x dtype size. Errors name the file and the tensor.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/status.h"
+
+namespace seekserve {
+
+// "F32", "F16", "BF16", "F8_E4M3", "I8", "U8", "I16", "I32", "I64", "F64", "BOOL" <-> DType.
+std::optional<DType> dtype_from_safetensors_name(std::string_view name);
+std::string_view safetensors_name_from_dtype(DType dtype);  // empty for block-quantised types
+
+struct SafetensorsTensor {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;  // PyTorch order (outermost first)
+  std::span<const uint8_t> data;
+  std::string file;  // the shard it lives in
+};
+
+class SafetensorsModel {
+ public:
+  // `path` is a .safetensors file, or a folder holding model.safetensors.index.json (sharded)
+  // or *.safetensors files.
+  static Result<SafetensorsModel> open(const std::string& path);
+  // Parses one file's bytes owned by the caller (fuzzer, tests).
+  static Result<SafetensorsModel> parse(std::span<const uint8_t> bytes, const std::string& name);
+
+  const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
+  const SafetensorsTensor* find(std::string_view name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+  // DeepSeek FP8 checkpoints: the float32 `<name>_scale_inv` of an F8_E4M3 weight, shape
+  // [ceil(rows/128), ceil(cols/128)]. nullptr when the tensor is not FP8 or has none; an error
+  // when present with the wrong dtype or shape.
+  Result<const SafetensorsTensor*> scale_inv_for(const SafetensorsTensor& weight) const;
+
+ private:
+  std::vector<std::unique_ptr<MappedFile>> files_;
+  std::vector<SafetensorsTensor> tensors_;
+  std::map<std::string, size_t> by_name_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes one .safetensors file; tensor data is produced at write time by a fill callback.
+class SafetensorsWriter {
+ public:
+  using Fill = std::function<void(std::span<uint8_t> out)>;
+
+  void set_metadata(const std::string& key, const std::string& value);
+  // shape in PyTorch order; `fill` receives exactly dtype_bytes(dtype, product) bytes.
+  Status add_tensor(const std::string& name, DType dtype, std::vector<int64_t> shape, Fill fill);
+  Status write(const std::string& path) const;
+
+ private:
+  struct PendingTensor {
+    std::string name;
+    DType dtype;
+    std::vector<int64_t> shape;
+    uint64_t n_bytes;
+    Fill fill;
+  };
+  std::map<std::string, std::string> metadata_;
+  std::vector<PendingTensor> tensors_;
+};
+
+}  // namespace seekserve
