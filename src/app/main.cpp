@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   CommandContext ctx;
   add_version_command(app, ctx);
+  add_chat_template_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

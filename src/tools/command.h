@@ -19,5 +19,6 @@ int report_failure(const Status& status);
 int exit_code_for(const Status& status);
 
 void add_version_command(CLI::App& app, CommandContext& ctx);
+void add_chat_template_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
