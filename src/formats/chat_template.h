@@ -55,11 +55,13 @@ enum class ChatTemplateKind {
   // each later call, not the last one; an assistant message with both content and tool_calls
   // renders its content only; tool outputs after the first are separated by "\n".
   kDeepseekV3,
-  // deepseek-ai/DeepSeek-R1 tokenizer_config.json (the R1 distills ship earlier revisions of the
-  // same template). Like V3, except: assistant history keeps only the text after the last
-  // "</think>"; an assistant message with tool_calls renders them (with its content before the
-  // first call of the conversation); no "\n" between tool outputs; the generation prompt is
-  // "<｜Assistant｜><think>\n", so generated text starts inside the reasoning.
+  // deepseek-ai/DeepSeek-R1 tokenizer_config.json. Like V3, except: assistant history keeps only
+  // the text after the last "</think>"; an assistant message with tool_calls renders them (with
+  // its content before the first call of the conversation); no "\n" between tool outputs; the
+  // generation prompt is "<｜Assistant｜><think>\n", so generated text starts inside the reasoning.
+  // The R1-Distill checkpoints ship an earlier revision that detection also maps here: it renders
+  // the same for conversations with at most one system message and no tool messages or calls
+  // (checked against jinja2), but keeps only the last system prompt and lays out tool turns as V3.
   kDeepseekR1,
   // Qwen/Qwen2-*-Instruct: ChatML with "You are a helpful assistant." as the default system
   // prompt. No tool role: tool messages and tool_calls are rejected.
