@@ -70,6 +70,9 @@ def load_templates(source_dir):
     return {
         "deepseek-v3": (v3["chat_template"], ds_bos, ds_eos, "deepseek"),
         "deepseek-r1": (fixture("deepseek_r1.jinja"), ds_bos, ds_eos, "deepseek"),
+        # The R1-Distill revision, which seekserve renders with deepseek-r1: equal only for
+        # conversations with at most one system message and no tool turns.
+        "deepseek-r1@distill": (fixture("deepseek_r1_distill.jinja"), ds_bos, ds_eos, "simple"),
         "chatml": (fixture("qwen2_chatml.jinja"), None, "<|im_end|>", "plain"),
         "llama3": (llama3["chat_template"], llama_bos, llama_eos, "plain"),
         "llama3.1": (fixture("llama3_1.jinja"), llama_bos, "<|eot_id|>", "llama31"),
@@ -126,7 +129,7 @@ def rand_tool_call(rng):
 def rand_conversation(rng, style):
     """A list of messages in OpenAI form for the given generator style."""
     messages = []
-    n_system = rng.choice([0, 0, 1, 1, 1, 2, 3])
+    n_system = rng.choice([0, 0, 1, 1, 1, 2, 3] if style != "simple" else [0, 1])
     if n_system and rng.random() < 0.8:
         messages.append({"role": "system", "content": rand_text(rng)})
         n_system -= 1
@@ -148,7 +151,8 @@ def rand_conversation(rng, style):
             for _ in range(rng.randint(1, 2)):
                 messages.append({"role": "tool", "content": rand_text(rng)})
         elif rng.random() < 0.85:
-            content = rand_think_content(rng) if style == "deepseek" else rand_text(rng)
+            thinks = style in ("deepseek", "simple")
+            content = rand_think_content(rng) if thinks else rand_text(rng)
             message = {"role": "assistant", "content": content}
             if style == "deepseek" and rng.random() < 0.2:
                 message["reasoning_content"] = rand_text(rng)
@@ -179,7 +183,7 @@ def main():
                 bos_token=bos, eos_token=eos,
             )
             request = {
-                "template": name,
+                "template": name.split("@")[0],
                 "messages": messages,
                 "add_generation_prompt": add_generation_prompt,
             }

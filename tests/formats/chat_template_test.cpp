@@ -55,6 +55,8 @@ TEST(ChatTemplateDetect, EachShippedTemplateMapsToItsRenderer) {
   EXPECT_EQ(detect_chat_template(npm_template("tokenizer-deepseek_v3")),
             ChatTemplateKind::kDeepseekV3);
   EXPECT_EQ(detect_chat_template(fixture("deepseek_r1.jinja")), ChatTemplateKind::kDeepseekR1);
+  EXPECT_EQ(detect_chat_template(fixture("deepseek_r1_distill.jinja")),
+            ChatTemplateKind::kDeepseekR1);
   EXPECT_EQ(detect_chat_template(fixture("qwen2_chatml.jinja")), ChatTemplateKind::kQwen2ChatML);
   EXPECT_EQ(detect_chat_template(npm_template("tokenizer-llama3_1")), ChatTemplateKind::kLlama3);
   EXPECT_EQ(detect_chat_template(fixture("llama3_1.jinja")), ChatTemplateKind::kLlama31);
