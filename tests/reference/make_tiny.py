@@ -222,23 +222,31 @@ def quantize_fp8_blocks(w, block=128):
 def make(preset, out_dir, *, vocab=None, seed=0, dtype="F32", fp8=False, shards=1, overrides=None):
     """Write one tiny model folder; returns its config dict.
 
-    dtype: storage of the float weights ("F32" or "BF16"). fp8: store the DeepSeek FP8 set as
-    F8_E4M3 + weight_scale_inv. shards > 1 splits the tensors over files with an index."""
+    dtype: storage of the float weights ("F32" or "BF16"). fp8=True: store the DeepSeek FP8 set as
+    F8_E4M3 + weight_scale_inv; fp8="dequantised": the same quantised values written back as F32
+    (the twin an FP8 model must match exactly). shards > 1 splits the tensors over files with an index."""
     cfg = json.loads(json.dumps(PRESETS[preset]))
     if vocab:
         cfg["vocab_size"] = vocab
     cfg.update(overrides or {})
     tensors = random_tensors(cfg, seed)
     dtypes = {}
-    if fp8:
+    if fp8 is True:
         cfg["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
                                       "weight_block_size": [128, 128]}
+    if fp8:
         for name in list(tensors):
             if name.endswith(_FP8_SUFFIXES) and not name.startswith("lm_head"):
-                codes, scale, _ = quantize_fp8_blocks(tensors[name])
-                tensors[name] = codes
-                tensors[name + "_scale_inv"] = scale
-                dtypes[name] = "F8_E4M3"
+                codes, scale, deq = quantize_fp8_blocks(tensors[name])
+                if fp8 == "dequantised":
+                    # F64: an e4m3 value (4 significant bits) times an f32 scale (24) needs up to 28
+                    # bits, so only float64 holds the product exactly.
+                    tensors[name] = deq
+                    dtypes[name] = "F64"
+                else:
+                    tensors[name] = codes
+                    tensors[name + "_scale_inv"] = scale
+                    dtypes[name] = "F8_E4M3"
     if dtype != "F32":
         for name, arr in tensors.items():
             if name not in dtypes and arr.dtype == np.float32 and not name.endswith("_scale_inv"):

@@ -265,6 +265,12 @@ def mla_softmax_scale(qk_head_dim, scaling):
     return scale
 
 
+# HF's and DeepSeek's code build q_a_layernorm and kv_a_layernorm with the RMSNorm default eps 1e-6,
+# not config.rms_norm_eps (the same value in every published DeepSeek config, but not necessarily in a
+# hand-made one).
+LATENT_NORM_EPS = 1e-6
+
+
 class Model:
     """float64 weights of one HF checkpoint and a full-prompt forward pass."""
 
@@ -331,18 +337,24 @@ class Model:
             elif required:
                 raise KeyError(f"checkpoint lacks {name}")
 
-        take("model.embed_tokens.weight")
+        # The embedding is only gathered by rows: keep its decoded storage type (exact: f32 holds
+        # F32/BF16/F16 values) and widen the gathered rows, instead of a 129280-row float64 copy.
+        self.embed = ck.get("model.embed_tokens.weight", dtype=None)
         take("model.norm.weight")
         tied = cfg.get("tie_word_embeddings", False)
         if not tied:
             take("lm_head.weight", required=False)
-        self.lm_head = self.w.get("lm_head.weight", self.w["model.embed_tokens.weight"])
+        self.lm_head = self.w.get("lm_head.weight")
+        if self.lm_head is None:
+            self.lm_head = np.asarray(self.embed, dtype=np.float64)
         for i in range(self.n_layers):
             p = f"model.layers.{i}."
             take(p + "input_layernorm.weight")
             take(p + "post_attention_layernorm.weight")
             a = p + "self_attn."
             if self.deepseek:
+                for proj in ("q_a_proj", "q_proj", "kv_a_proj_with_mqa", "o_proj"):
+                    take(a + proj + ".bias", required=False)  # config.attention_bias (false in V2/V3)
                 if self.q_lora_rank:
                     take(a + "q_a_proj.weight")
                     take(a + "q_a_layernorm.weight")
@@ -404,13 +416,13 @@ class Model:
         n = x.shape[0]
         if self.q_lora_rank:
             q = self._linear(rms_norm(self._linear(x, prefix + "q_a_proj"),
-                                      self.w[prefix + "q_a_layernorm.weight"], self.eps), prefix + "q_b_proj")
+                                      self.w[prefix + "q_a_layernorm.weight"], LATENT_NORM_EPS), prefix + "q_b_proj")
         else:
             q = self._linear(x, prefix + "q_proj")
         q = q.reshape(n, self.n_heads, self.nope + self.rope_dim)
         q_nope, q_pe = q[:, :, : self.nope], q[:, :, self.nope:]
         kv = self._linear(x, prefix + "kv_a_proj_with_mqa")
-        c = rms_norm(kv[:, : self.kv_lora_rank], self.w[prefix + "kv_a_layernorm.weight"], self.eps)
+        c = rms_norm(kv[:, : self.kv_lora_rank], self.w[prefix + "kv_a_layernorm.weight"], LATENT_NORM_EPS)
         k_pe = kv[:, self.kv_lora_rank:]
         q_pe = apply_rope(q_pe, cos, sin, self.rope_style)
         k_pe = apply_rope(k_pe, cos, sin, self.rope_style)
@@ -480,7 +492,7 @@ class Model:
         if tokens.min() < 0 or tokens.max() >= self.vocab:
             raise ValueError(f"token id outside [0, {self.vocab})")
         cos, sin = rope_cos_sin(np.arange(tokens.size), self.inv_freq, self.attention_factor)
-        h = self.w["model.embed_tokens.weight"][tokens]
+        h = np.asarray(self.embed[tokens], dtype=np.float64)
         for i in range(self.n_layers):
             p = f"model.layers.{i}."
             x = rms_norm(h, self.w[p + "input_layernorm.weight"], self.eps)

@@ -223,6 +223,7 @@ class Checkpoint:
         return self.where[name].entries[name][0]
 
     def get(self, name, dtype=np.float64):
+        """dtype=None keeps the decoded type (float32 for F32/BF16/F16, float64 for F64/FP8)."""
         if name not in self.where:
             raise KeyError(f"tensor {name} not in checkpoint {self.folder}")
         st = self.where[name]
@@ -230,7 +231,7 @@ class Checkpoint:
         scale_name = name + "_scale_inv"
         if st.entries[name][0] == "F8_E4M3" and scale_name in self.where:
             arr = dequantize_blocks(arr, self.where[scale_name].get(scale_name))
-        if np.issubdtype(arr.dtype, np.floating):
+        if dtype is not None and np.issubdtype(arr.dtype, np.floating):
             return np.asarray(arr, dtype=dtype)
         return arr
 
