@@ -127,7 +127,7 @@ PRESETS = {
     },
 }
 PRESETS["tiny-v2-group"] = dict(PRESETS["tiny-v2"], topk_method="group_limited_greedy", n_group=4, topk_group=2,
-                                norm_topk_prob=True, num_experts_per_tok=2)
+                                num_experts_per_tok=2)
 
 # Weights DeepSeek stores as FP8 (MODELS.md section 5): attention projections and every MLP.
 _FP8_SUFFIXES = ("q_a_proj.weight", "q_b_proj.weight", "q_proj.weight", "kv_a_proj_with_mqa.weight",

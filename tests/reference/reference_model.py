@@ -216,8 +216,9 @@ def route(router_logits, *, top_k, scoring_func="sigmoid", topk_method="noaux_tc
     greedy (V2): s = softmax(logits); top_k over all experts.
     group_limited_greedy (V2): group score = max s in the group; keep topk_group groups; others 0.0.
     V2 weights: s_sel, renormalised only if norm_topk_prob and top_k > 1; times routed_scaling_factor.
-    (DeepSeek's V2 remote code skips the scaling factor when it renormalises; no published V2 config
-    renormalises, so the two never differ in practice.)
+    (Sources disagree when a V2 config renormalises: DeepSeek's V2 remote code then skips the scaling
+    factor, and an HF transformers port of V2 never renormalises at all. No published V2 config sets
+    norm_topk_prob, so they agree on every real checkpoint; we follow MODELS.md.)
     Ties: lowest expert / group index first.
     """
     router_logits = np.asarray(router_logits, dtype=np.float64)
@@ -289,7 +290,7 @@ class Model:
         self.eps = float(cfg.get("rms_norm_eps", 1e-6))
         self.theta, self.scaling = rope_config(cfg)
         if self.scaling is not None and self.scaling.get("rope_type", self.scaling.get("type")) == "yarn":
-            # Recent transformers releases derive the yarn factor as max_position_embeddings /
+            # Some transformers releases derive the yarn factor as max_position_embeddings /
             # original_max_position_embeddings; we use rope_scaling.factor (MODELS.md). Say so
             # when a config makes them disagree.
             mpe = cfg.get("max_position_embeddings")
