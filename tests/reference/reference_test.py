@@ -467,6 +467,14 @@ class ModelTest(unittest.TestCase):
         m.w["model.layers.0.self_attn.k_proj.bias"] = m.w["model.layers.0.self_attn.k_proj.bias"] * 0
         self.assertGreater(rel_diff(ref, m.logits(toks)), 1e-4)
 
+    def test_tied_embeddings(self):
+        make_tiny.make("tiny-qwen2", path("qwen2-tied"), vocab=SMALL_VOCAB, overrides={"tie_word_embeddings": True})
+        self.assertNotIn("lm_head.weight", R.Checkpoint(path("qwen2-tied")).names())
+        m = R.load(path("qwen2-tied"))
+        toks = prompt(8)
+        expect = m.hidden_states(toks) @ np.asarray(m.embed, np.float64).T
+        np.testing.assert_array_equal(m.logits(toks), expect)
+
     def test_cli_full_vocab_v3(self):
         """The engine's test path: 64 tokens on tiny-v3 with its real 129280 vocab, --out then
         --compare (passes on itself, fails on a perturbed copy)."""
