@@ -358,16 +358,18 @@ class Parser {
       if (__builtin_add_overflow(data_start, t.offset, &begin) ||
           __builtin_add_overflow(begin, t.n_bytes, &end) || end > bytes_.size()) {
         return data_loss(
-            "tensor '{}': data at offset {} ({} bytes from data start {}) extends past the end of "
-            "the file ({} bytes)",
-            t.name, t.offset, t.n_bytes, data_start, bytes_.size());
+            "tensor '{}': {} bytes at offset {} (data section at {}) extend past the end of the "
+            "file ({} bytes)",
+            t.name, t.n_bytes, t.offset, data_start, bytes_.size());
       }
       t.data = bytes_.data() + begin;
     }
     std::vector<size_t> order(tensors->size());
     std::iota(order.begin(), order.end(), size_t{0});
-    std::sort(order.begin(), order.end(),
-              [&](size_t a, size_t b) { return (*tensors)[a].offset < (*tensors)[b].offset; });
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      // Ties broken by file order so the message names the later tensor, deterministically.
+      return std::pair((*tensors)[a].offset, a) < std::pair((*tensors)[b].offset, b);
+    });
     for (size_t k = 1; k < order.size(); ++k) {
       const GgufTensorInfo& prev = (*tensors)[order[k - 1]];
       const GgufTensorInfo& cur = (*tensors)[order[k]];
