@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -669,6 +670,72 @@ TEST(GgufWrite, UnwritableDirectoryIsAnIoError) {
   Status s = w.write("/nonexistent/dir/out.gguf");
   EXPECT_EQ(s.code(), StatusCode::kIoError);
   EXPECT_NE(s.message().find("/nonexistent/dir/out.gguf"), std::string::npos);
+}
+
+// ---- the fuzzer's seed corpus ----
+
+// The seeds in fuzz/corpus/gguf_fuzz/, each made by the writer. The test checks the committed
+// bytes are what the writer makes today; SEEKSERVE_REGENERATE_SEEDS=1 rewrites them instead.
+std::vector<std::pair<std::string, GgufWriter>> seed_files() {
+  std::vector<std::pair<std::string, GgufWriter>> seeds;
+  auto fill_pattern = [](std::span<uint8_t> out) {
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint8_t>(i * 13 + 5);
+  };
+  {
+    GgufWriter w;
+    seeds.emplace_back("empty.gguf", std::move(w));
+  }
+  {
+    GgufWriter w;
+    for (auto& [k, v] : every_metadata_type()) w.set(k, v);
+    seeds.emplace_back("every_metadata_type.gguf", std::move(w));
+  }
+  {
+    GgufWriter w;
+    w.set("general.architecture", GgufValue::from_string("llama"));
+    for (const TensorSpec& t : every_tensor_type()) {
+      EXPECT_TRUE(w.add_tensor(t.name, t.dtype, t.dims, fill_pattern).ok());
+    }
+    seeds.emplace_back("every_tensor_type.gguf", std::move(w));
+  }
+  {
+    GgufWriter w;
+    w.set("general.alignment", GgufValue::from_u32(64));
+    EXPECT_TRUE(w.add_tensor("x", DType::kQ8_0, {32, 2}, fill_pattern).ok());
+    EXPECT_TRUE(w.add_tensor("y", DType::kF16, {3}, fill_pattern).ok());
+    seeds.emplace_back("alignment_64.gguf", std::move(w));
+  }
+  {
+    GgufWriter w;
+    w.set("general.architecture", GgufValue::from_string("deepseek2"));
+    w.set("deepseek2.block_count", GgufValue::from_u32(1));
+    w.set("deepseek2.rope.freq_base", GgufValue::from_f32(10000.0f));
+    w.set("tokenizer.ggml.model", GgufValue::from_string("gpt2"));
+    w.set("tokenizer.ggml.tokens", GgufValue::from_strings({"a", "b", "ab", "<s>"}));
+    w.set("tokenizer.ggml.merges", GgufValue::from_strings({"a b"}));
+    w.set("tokenizer.ggml.token_type", GgufValue::from_i32s({1, 1, 1, 3}));
+    w.set("tokenizer.ggml.add_bos_token", GgufValue::from_bool(true));
+    EXPECT_TRUE(w.add_tensor("token_embd.weight", DType::kQ4_0, {32, 4}, fill_pattern).ok());
+    EXPECT_TRUE(w.add_tensor("blk.0.ffn_down.weight", DType::kQ4_K, {256, 1}, fill_pattern).ok());
+    seeds.emplace_back("tiny_deepseek2.gguf", std::move(w));
+  }
+  return seeds;
+}
+
+TEST(GgufFuzzSeeds, CommittedSeedsAreTheWritersOutput) {
+  const std::string corpus = std::string(SEEKSERVE_SOURCE_DIR) + "/fuzz/corpus/gguf_fuzz";
+  const bool regenerate = std::getenv("SEEKSERVE_REGENERATE_SEEDS") != nullptr;
+  TempDir dir;
+  for (auto& [name, writer] : seed_files()) {
+    std::string path = regenerate ? corpus + "/" + name : dir.file(name);
+    ASSERT_TRUE(writer.write(path).ok()) << name;
+    std::string made = read_all(path);
+    EXPECT_LT(made.size(), 4096u) << name;
+    auto parsed = GgufFile::parse(as_span(made), name);
+    EXPECT_TRUE(parsed.ok()) << parsed.status().message();
+    EXPECT_EQ(read_all(corpus + "/" + name), made)
+        << name << " differs from the writer's output: rerun with SEEKSERVE_REGENERATE_SEEDS=1";
+  }
 }
 
 }  // namespace
