@@ -1,10 +1,9 @@
 #pragma once
 // Scalar reference (de)quantisation of one row of values: the oracle every fast kernel is tested
 // against. Block layouts (all little-endian, f16 = IEEE half):
-//   Q8_0: 32 values in 34 bytes  = f16 d, i8 q[32];                 x[j] = d * q[j]
-//   Q4_0: 32 values in 18 bytes  = f16 d, u8 qs[16];                x[j] = d * ((qs[j] & 15) - 8),
-//                                                                   x[j + 16] = d * ((qs[j] >> 4) -
-//                                                                   8)
+//   Q8_0: 32 values in 34 bytes = f16 d, i8 q[32]; x[j] = d * q[j]
+//   Q4_0: 32 values in 18 bytes = f16 d, u8 qs[16];
+//         x[j] = d * ((qs[j] & 15) - 8), x[j + 16] = d * ((qs[j] >> 4) - 8) for j < 16
 //   Q4_K: 256 values in 144 bytes = f16 d, f16 dmin, u8 scales[12], u8 qs[128]; eight sub-blocks
 //         of 32 with 6-bit scale sc[s] and 6-bit min m[s] packed in `scales`:
 //           s < 4:  sc[s] = scales[s] & 63,  m[s] = scales[s + 4] & 63
