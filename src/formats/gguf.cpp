@@ -82,6 +82,24 @@ void append_index(std::string& path, uint64_t i) {
   path.push_back(']');
 }
 
+// A key or tensor name as it appears in messages: quoted, control bytes escaped and long names
+// cut, so a hostile name cannot break the one-line message format.
+std::string quoted(std::string_view name) {
+  constexpr size_t kMaxShown = 200;
+  std::string out = "'";
+  for (size_t i = 0; i < name.size() && i < kMaxShown; ++i) {
+    unsigned char c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f || c == '\\') {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (name.size() > kMaxShown) out += "...";
+  out += "'";
+  return out;
+}
+
 std::string type_description(const GgufValue& v) {
   if (v.type != GgufType::kArray) return std::string(gguf_type_name(v.type));
   return fmt::format("array of {}", gguf_type_name(v.array_type));
@@ -142,7 +160,7 @@ class Parser {
       std::string key;
       SEEK_RETURN_IF_ERROR(read_string(path, kGgufMaxNameBytes, &key));
       if (key.empty()) return data_loss("{}: empty key", path);
-      path = fmt::format("key '{}'", key);
+      path = "key " + quoted(key);
       if (metadata_index->contains(key)) return data_loss("{}: duplicate key", path);
       SEEK_ASSIGN_OR_RETURN(uint32_t type, reader_.read<uint32_t>(path + " type"));
       if (!is_valid_type(type)) return data_loss("{}: unknown value type {}", path, type);
@@ -301,7 +319,7 @@ class Parser {
     path += " name";
     SEEK_RETURN_IF_ERROR(read_string(path, kGgufMaxNameBytes, &info->name));
     if (info->name.empty()) return data_loss("{}: empty tensor name", path);
-    path = fmt::format("tensor '{}'", info->name);
+    path = "tensor " + quoted(info->name);
     if (tensor_index->contains(info->name)) return data_loss("{}: duplicate tensor name", path);
 
     SEEK_ASSIGN_OR_RETURN(uint32_t n_dims, reader_.read<uint32_t>(path + " n_dims"));
@@ -351,16 +369,16 @@ class Parser {
                        std::vector<GgufTensorInfo>* tensors) {
     for (GgufTensorInfo& t : *tensors) {
       if (t.offset % alignment != 0) {
-        return data_loss("tensor '{}': offset {} is not a multiple of the alignment {}", t.name,
-                         t.offset, alignment);
+        return data_loss("tensor {}: offset {} is not a multiple of the alignment {}",
+                         quoted(t.name), t.offset, alignment);
       }
       uint64_t begin, end;
       if (__builtin_add_overflow(data_start, t.offset, &begin) ||
           __builtin_add_overflow(begin, t.n_bytes, &end) || end > bytes_.size()) {
         return data_loss(
-            "tensor '{}': {} bytes at offset {} (data section at {}) extend past the end of the "
+            "tensor {}: {} bytes at offset {} (data section at {}) extend past the end of the "
             "file ({} bytes)",
-            t.name, t.n_bytes, t.offset, data_start, bytes_.size());
+            quoted(t.name), t.n_bytes, t.offset, data_start, bytes_.size());
       }
       t.data = bytes_.data() + begin;
     }
@@ -374,9 +392,9 @@ class Parser {
       const GgufTensorInfo& prev = (*tensors)[order[k - 1]];
       const GgufTensorInfo& cur = (*tensors)[order[k]];
       if (prev.offset + prev.n_bytes > cur.offset) {  // no overflow: both end inside the file
-        return data_loss(
-            "tensor '{}': data at offset {} overlaps tensor '{}' (offset {}, {} bytes)", cur.name,
-            cur.offset, prev.name, prev.offset, prev.n_bytes);
+        return data_loss("tensor {}: data at offset {} overlaps tensor {} (offset {}, {} bytes)",
+                         quoted(cur.name), cur.offset, quoted(prev.name), prev.offset,
+                         prev.n_bytes);
       }
     }
     return Status::ok_status();

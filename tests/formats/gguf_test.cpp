@@ -295,6 +295,12 @@ TEST(GgufRead, HostileFilesAreRejectedWithAClearMessage) {
          f.tensors[1].dims = {16, 2};
        },
        "tensor 'b': innermost dimension 16 is not a multiple"},
+      {"control bytes in a tensor name",
+       [](RawFile& f) {
+         f.tensors[1].name = "b\nc";
+         f.tensors[1].dims = {33};
+       },
+       "tensor 'b\\x0ac': innermost dimension 33"},
       {"misaligned offset", [](RawFile& f) { f.tensors[1].offset = 33; },
        "tensor 'b': offset 33 is not a multiple of the alignment 32"},
       {"overlapping tensors", [](RawFile& f) { f.tensors[1].offset = 0; },
@@ -314,6 +320,7 @@ TEST(GgufRead, HostileFilesAreRejectedWithAClearMessage) {
     EXPECT_EQ(file.status().code(), StatusCode::kDataLoss) << c.name;
     const std::string& msg = file.status().message();
     EXPECT_EQ(msg.rfind("hostile.gguf: ", 0), 0u) << c.name << ": " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << c.name << ": not one line: " << msg;
     EXPECT_NE(msg.find(c.expected), std::string::npos)
         << c.name << ": expected \"" << c.expected << "\" in \"" << msg << "\"";
   }
