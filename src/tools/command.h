@@ -19,5 +19,8 @@ int report_failure(const Status& status);
 int exit_code_for(const Status& status);
 
 void add_version_command(CLI::App& app, CommandContext& ctx);
+// tokenize TEXT / detokenize IDS with a model's tokenizer (src/tools/tokenize_command.cpp).
+void add_tokenize_command(CLI::App& app, CommandContext& ctx);
+void add_detokenize_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
