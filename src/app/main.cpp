@@ -13,6 +13,10 @@ int main(int argc, char** argv) {
   CommandContext ctx;
   add_version_command(app, ctx);
   add_chat_template_command(app, ctx);
+  add_tokenize_command(app, ctx);
+  add_detokenize_command(app, ctx);
+  add_inspect_command(app, ctx);
+  add_make_model_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
