@@ -19,13 +19,6 @@ using nlohmann::json;
 // allocate gigabytes of placeholders.
 constexpr int64_t kMaxTokenId = 1 << 24;
 
-Result<json> parse_json_file(const std::string& path) {
-  SEEK_ASSIGN_OR_RETURN(std::string text, read_text_file(path));
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return data_loss("{}: not valid JSON", path);
-  return doc;
-}
-
 // The Split regexes of the pre_tokenizer section in order. Any other step than Split (Isolated,
 // not inverted) and ByteLevel without its own GPT-2 regex is unsupported.
 Status collect_split_regexes(const json& node, std::vector<std::string>& regexes) {
@@ -256,25 +249,38 @@ Result<TokenizerData> parse_tokenizer(const json& doc, const json* config) {
 
 }  // namespace
 
+Result<TokenizerData> parse_tokenizer_json(std::string_view tokenizer_json,
+                                           const std::string_view* tokenizer_config_json) {
+  try {
+    json doc = json::parse(tokenizer_json, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded()) return data_loss("tokenizer.json: not valid JSON");
+    std::optional<json> config;
+    if (tokenizer_config_json != nullptr) {
+      config = json::parse(*tokenizer_config_json, nullptr, /*allow_exceptions=*/false);
+      if (config->is_discarded()) return data_loss("tokenizer_config.json: not valid JSON");
+    }
+    return parse_tokenizer(doc, config ? &*config : nullptr);
+  } catch (const std::exception& e) {
+    // Every access above checks types first; this is the backstop for the module boundary.
+    return data_loss("tokenizer.json: {}", e.what());
+  }
+}
+
 Result<TokenizerData> load_tokenizer_json(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path file = path;
   if (fs::is_directory(file, ec)) file /= "tokenizer.json";
-  SEEK_ASSIGN_OR_RETURN(json doc, parse_json_file(file.string()));
+  SEEK_ASSIGN_OR_RETURN(std::string text, read_text_file(file.string()));
   const fs::path config_path = file.parent_path() / "tokenizer_config.json";
-  std::optional<json> config;
+  std::optional<std::string> config_text;
   if (fs::exists(config_path, ec)) {
-    SEEK_ASSIGN_OR_RETURN(config, parse_json_file(config_path.string()));
+    SEEK_ASSIGN_OR_RETURN(config_text, read_text_file(config_path.string()));
   }
-  try {
-    Result<TokenizerData> data = parse_tokenizer(doc, config ? &*config : nullptr);
-    if (!data.ok()) return data.status().with_context(file.string());
-    return data;
-  } catch (const std::exception& e) {
-    // Every access above checks types first; this is the backstop for the module boundary.
-    return data_loss("{}: {}", file.string(), e.what());
-  }
+  const std::string_view config_view = config_text ? std::string_view(*config_text) : "";
+  Result<TokenizerData> data = parse_tokenizer_json(text, config_text ? &config_view : nullptr);
+  if (!data.ok()) return data.status().with_context(file.string());
+  return data;
 }
 
 }  // namespace seekserve

@@ -139,7 +139,7 @@ void add_tokenize_command(CLI::App& app, CommandContext& ctx) {
   auto options = std::make_shared<Options>();
   CLI::App* sub = app.add_subcommand("tokenize", "Print the token ids of TEXT");
   add_source_options(sub, options->source);
-  sub->add_option("text", options->text, "The text to encode");
+  CLI::Option* text_option = sub->add_option("text", options->text, "The text to encode");
   sub->add_flag("--json", options->json, "Print a JSON array instead of space-separated ids");
   sub->add_flag("--no-special", options->no_special,
                 "No BOS, and control-token text such as <｜begin▁of▁sentence｜> stays text");
@@ -147,7 +147,11 @@ void add_tokenize_command(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--expect-jsonl", options->expect_jsonl,
                   "Check encode/decode against JSON lines {text, ids} (no BOS) and print how "
                   "many match");
-  sub->callback([options, &ctx] {
+  sub->callback([options, text_option, &ctx] {
+    if (text_option->count() == 0 && options->expect_jsonl.empty()) {
+      ctx.exit_code = report_failure(invalid_argument("tokenize: give the TEXT to encode"));
+      return;
+    }
     Result<Tokenizer> tok = open_tokenizer(options->source);
     if (!tok.ok()) {
       ctx.exit_code = report_failure(tok.status());

@@ -41,4 +41,7 @@ expect_exit 2 "no tokenizer.json" "$bin" tokenize -m /tmp "x"
 expect_exit 2 "nope.json" "$bin" tokenize --tokenizer /nonexistent/nope.json "x"
 expect_exit 1 "GGUF" "$bin" tokenize -m model.gguf "x"
 expect_exit 2 "" "$bin" tokenize --tokenizer "$tok" -m "$models" "x"
+expect_exit 2 "give the TEXT" "$bin" tokenize --tokenizer "$tok"
+out=$("$bin" tokenize --tokenizer "$tok" "")
+[[ "$out" == "0" ]] || fail "empty text: got '$out'"
 echo "tokenize CLI ok"
