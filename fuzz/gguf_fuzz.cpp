@@ -7,6 +7,7 @@
 
 #include "core/quant.h"
 #include "formats/gguf.h"
+#include "formats/gguf_model.h"
 
 namespace {
 
@@ -45,6 +46,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     g_sink = g_sink + file->get_int(key).ok() + file->get_float(key).ok() +
              file->get_string(key).ok() + file->get_string_array(key).ok() +
              file->get_int_array(key).ok() + file->get_float_array(key).ok();
+  }
+  // The model and tokenizer readers on top must answer (value or a data-loss error naming the
+  // file) for any parsed file.
+  for (auto status :
+       {model_config_from_gguf(*file).status(), tokenizer_data_from_gguf(*file).status()}) {
+    if (!status.ok() && status.message().rfind("fuzz.gguf: ", 0) != 0) std::abort();
   }
   std::vector<float> row;
   for (const GgufTensorInfo& t : file->tensors()) {
