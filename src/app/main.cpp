@@ -12,6 +12,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   CommandContext ctx;
   add_version_command(app, ctx);
+  add_chat_template_command(app, ctx);
+  add_tokenize_command(app, ctx);
+  add_detokenize_command(app, ctx);
+  add_inspect_command(app, ctx);
+  add_make_model_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

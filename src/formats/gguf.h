@@ -2,11 +2,18 @@
 // GGUF (v2, v3) reader and writer. Little-endian. Layout: magic "GGUF", u32 version,
 // u64 tensor_count, u64 kv_count, kv pairs, tensor infos, padding to general.alignment
 // (default 32), tensor data. Every offset, size, count, dimension and string length read from a
-// file is checked against the file before use: a bad file is a kDataLoss Status naming the file
-// and the field or tensor, never a crash or an out-of-bounds read.
+// file is checked against the file before use: a bad file is a kDataLoss Status
+// "<file>: <field or tensor>: <what is wrong>", never a crash or an out-of-bounds read.
+//
+// Limits beyond the spec, so a hostile file cannot make us allocate far more than its own size:
+// at most kGgufMaxMetadataValues metadata values in all (array elements included; real models
+// hold < 1M), at most kGgufMaxTensors tensors, arrays nested at most kGgufMaxArrayDepth deep, keys
+// and tensor names at most kGgufMaxNameBytes bytes. Tensor infos must have 1..4 dims, each >= 1,
+// the innermost a whole number of blocks of the tensor's type, and tensors must not overlap.
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,6 +25,13 @@
 #include "core/status.h"
 
 namespace seekserve {
+
+inline constexpr uint64_t kGgufDefaultAlignment = 32;
+inline constexpr uint64_t kGgufMaxMetadataValues = uint64_t{1} << 22;
+inline constexpr int kGgufMaxArrayDepth = 8;
+inline constexpr uint64_t kGgufMaxNameBytes = 65535;
+inline constexpr uint64_t kGgufMaxTensors = uint64_t{1} << 20;
+inline constexpr uint32_t kGgufMaxDims = 4;
 
 // Metadata value types as numbered in the GGUF spec.
 enum class GgufType : uint32_t {
@@ -36,9 +50,15 @@ enum class GgufType : uint32_t {
   kF64 = 12,
 };
 
-// ggml tensor type ids used in tensor infos (only the ones seekserve reads).
+// Lower-case name of a metadata type ("u32", "string", "array"), for messages.
+std::string_view gguf_type_name(GgufType type);
+
+// ggml tensor type ids used in tensor infos (only the ones seekserve reads: F32 0, F16 1,
+// Q4_0 2, Q8_0 8, Q4_K 12, BF16 30).
 std::optional<DType> dtype_from_ggml_type(uint32_t ggml_type);
 std::optional<uint32_t> ggml_type_from_dtype(DType dtype);
+// ggml's name for any type id ("q5_k", "iq2_xs"), or "unknown"; for messages.
+std::string_view ggml_type_name(uint32_t ggml_type);
 
 // One metadata value. Scalars keep their exact type; integers are widened into `u`/`i`, floats
 // into `f`. Arrays hold elements of one `array_type` (nested arrays allowed by the spec).
@@ -67,13 +87,15 @@ struct GgufValue {
   static GgufValue from_strings(std::vector<std::string> v);
   static GgufValue from_i32s(const std::vector<int32_t>& v);
   static GgufValue from_f32s(const std::vector<float>& v);
+  // An array of `element_type`; every element must have that type (write() checks).
+  static GgufValue array_of(GgufType element_type, std::vector<GgufValue> elements);
 };
 
 struct GgufTensorInfo {
   std::string name;
   std::vector<uint64_t> dims;  // innermost first (the reverse of the PyTorch shape); 1..4 dims
   DType dtype = DType::kF32;
-  uint64_t offset = 0;   // from the start of the data section; a multiple of the alignment
+  uint64_t offset = 0;  // from the start of the data section; a multiple of the alignment
   uint64_t n_elements = 0;
   uint64_t n_bytes = 0;
   const uint8_t* data = nullptr;  // into the mapping; valid while the GgufFile lives
@@ -97,7 +119,27 @@ class GgufFile {
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const;
 
+  // Typed getters for metadata. A missing key is kNotFound, a value of the wrong type (or an
+  // integer that does not fit) kDataLoss; both messages name the file and the key.
+  // get_int accepts any integer type or bool; get_float any integer or float type.
+  Result<int64_t> get_int(std::string_view key) const;
+  Result<double> get_float(std::string_view key) const;
+  Result<bool> get_bool(std::string_view key) const;
+  Result<std::string> get_string(std::string_view key) const;
+  Result<std::vector<std::string>> get_string_array(std::string_view key) const;
+  Result<std::vector<int64_t>> get_int_array(std::string_view key) const;
+  Result<std::vector<float>> get_float_array(std::string_view key) const;
+  // The same, but a missing key gives `fallback` (a present key of the wrong type is still an
+  // error).
+  Result<int64_t> get_int_or(std::string_view key, int64_t fallback) const;
+  Result<double> get_float_or(std::string_view key, double fallback) const;
+  Result<bool> get_bool_or(std::string_view key, bool fallback) const;
+  Result<std::string> get_string_or(std::string_view key, std::string fallback) const;
+
  private:
+  Result<const GgufValue*> require(std::string_view key) const;
+  Status parse_impl(std::span<const uint8_t> bytes);
+
   MappedFile file_;
   std::string name_;
   uint32_t version_ = 0;
@@ -105,6 +147,8 @@ class GgufFile {
   uint64_t file_size_ = 0;
   std::vector<std::pair<std::string, GgufValue>> metadata_;
   std::vector<GgufTensorInfo> tensors_;
+  std::map<std::string, size_t, std::less<>> metadata_index_;  // key -> index in metadata_
+  std::map<std::string, size_t, std::less<>> tensor_index_;    // name -> index in tensors_
 };
 
 // Writes a GGUF v3 file. Tensor data is produced at write time by a fill callback so a
@@ -113,11 +157,18 @@ class GgufWriter {
  public:
   using Fill = std::function<void(std::span<uint8_t> out)>;
 
-  // Sets (or replaces, keeping its position) a metadata key.
+  // Sets (or replaces, keeping its position) a metadata key. The value is validated by write().
   void set(const std::string& key, GgufValue value);
-  // dims innermost first. `fill` receives exactly dtype_bytes(dtype, product of dims) bytes.
+  // dims innermost first (1..4, each >= 1, dims[0] a whole number of blocks). `fill` receives
+  // exactly dtype_bytes(dtype, product of dims) zeroed bytes to fill, once, during write(); its
+  // buffer is freed before the next tensor's is made. kInvalidArgument for a bad name (empty,
+  // duplicate, too long), bad dims or a dtype GGUF cannot hold (FP8).
   Status add_tensor(const std::string& name, DType dtype, std::vector<uint64_t> dims, Fill fill);
-  // Writes header, metadata, tensor infos and aligned data; general.alignment if set (else 32).
+  // Writes header, metadata, tensor infos and aligned data (tensors in the order added) to
+  // `path` through a temporary file beside it that is renamed over `path` only once complete.
+  // Alignment: general.alignment if set (an integer power of two, at most 2^24), else 32.
+  // kInvalidArgument for a metadata value that cannot be written (mismatched array element
+  // types, an integer out of its type's range); kIoError when the system refuses.
   Status write(const std::string& path) const;
 
  private:

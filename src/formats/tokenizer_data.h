@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -38,5 +39,10 @@ struct TokenizerData {
 // Reads `path` (a tokenizer.json, or a folder holding one) and, when present beside it,
 // tokenizer_config.json (add_bos_token, bos/eos tokens, chat_template).
 Result<TokenizerData> load_tokenizer_json(const std::string& path);
+
+// The same from the files' contents: `tokenizer_json` (required) and `tokenizer_config_json`
+// (optional; nullptr when there is none). Malformed input is kDataLoss naming the field.
+Result<TokenizerData> parse_tokenizer_json(std::string_view tokenizer_json,
+                                           const std::string_view* tokenizer_config_json);
 
 }  // namespace seekserve

@@ -19,5 +19,13 @@ int report_failure(const Status& status);
 int exit_code_for(const Status& status);
 
 void add_version_command(CLI::App& app, CommandContext& ctx);
+void add_chat_template_command(CLI::App& app, CommandContext& ctx);
+// tokenize TEXT / detokenize IDS with a model's tokenizer (src/tools/tokenize_command.cpp).
+void add_tokenize_command(CLI::App& app, CommandContext& ctx);
+void add_detokenize_command(CLI::App& app, CommandContext& ctx);
+// inspect FILE|DIR (src/tools/inspect.cpp).
+void add_inspect_command(CLI::App& app, CommandContext& ctx);
+// make-model --preset NAME --out PATH (src/tools/make_model.cpp).
+void add_make_model_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
