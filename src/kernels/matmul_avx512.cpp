@@ -27,12 +27,14 @@ __mmask32 mask32(int64_t remaining) {
 // One weight row for the f32-activation kernels: decode(k0, mask) gives W[row][k0 .. k0+16) as
 // exact f32 (zero where the mask is clear).
 struct RowF32 {
-  const float* p;
+  const float* p = nullptr;
+  RowF32() = default;
   RowF32(const WeightView& w, int64_t row) : p(static_cast<const float*>(w.data) + row * w.cols) {}
   __m512 decode(int64_t k0, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, p + k0); }
 };
 struct RowF16 {
-  const uint16_t* p;
+  const uint16_t* p = nullptr;
+  RowF16() = default;
   RowF16(const WeightView& w, int64_t row)
       : p(static_cast<const uint16_t*>(w.data) + row * w.cols) {}
   __m512 decode(int64_t k0, __mmask16 m) const {
@@ -40,7 +42,8 @@ struct RowF16 {
   }
 };
 struct RowBF16 {
-  const uint16_t* p;
+  const uint16_t* p = nullptr;
+  RowBF16() = default;
   RowBF16(const WeightView& w, int64_t row)
       : p(static_cast<const uint16_t*>(w.data) + row * w.cols) {}
   __m512 decode(int64_t k0, __mmask16 m) const {
@@ -52,8 +55,9 @@ struct RowBF16 {
 // normals and subnormals alike (f16 bias 15 vs 7), so ·256 (folded into the scale) is exact. The
 // NaN codes 0x7F/0xFF would read as ±480·scale; checkpoints hold none.
 struct RowFp8 {
-  const uint8_t* p;
-  const float* scale_row;  // [ceil(cols / 128)] f32
+  const uint8_t* p = nullptr;
+  const float* scale_row = nullptr;  // [ceil(cols / 128)] f32
+  RowFp8() = default;
   RowFp8(const WeightView& w, int64_t row)
       : p(static_cast<const uint8_t*>(w.data) + row * w.cols),
         scale_row(w.scale_inv +
@@ -67,33 +71,47 @@ struct RowFp8 {
   }
 };
 
-// The f32-activation kernel: kMr rows × kNr columns per micro-tile, 16 k per step. Rows and
-// columns past the block end reuse the last valid one (computed, not stored), which changes
-// nothing for the others.
-template <typename Row>
-void block_f32(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  constexpr int kMr = 4, kNr = 4;
+// Covers the block [i0, i1) × [j0, j1) with micro-tiles: full(i, j) computes rows [i, i + kMr)
+// × columns [j, j + kNr); rows left over run one at a time as single(i, j), kNr1 columns wide.
+// A tile clips rows and columns to the block end by reusing the last valid one (computed, not
+// stored). Every output gets the same arithmetic in either kind of tile, so the result of a row
+// does not depend on how many rows the block has.
+template <int kMr, int kNr, int kNr1, typename Full, typename Single>
+void for_each_tile(int64_t i0, int64_t i1, int64_t j0, int64_t j1, Full full, Single single) {
+  static_assert(kNr1 % kNr == 0);
+  for (int64_t j = j0; j < j1; j += kNr1) {
+    int64_t i = i0;
+    for (; i + kMr <= i1; i += kMr) {
+      for (int64_t jj = j; jj < std::min(j + kNr1, j1); jj += kNr) full(i, jj);
+    }
+    for (; i < i1; ++i) single(i, j);
+  }
+}
+
+// The f32-activation micro-tile: kMr rows × kNr columns, 16 k per step.
+template <typename Row, int kMr, int kNr>
+void tile_f32(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
   const WeightView& w = *job.w;
-  for (int64_t j = j0; j < j1; j += kNr) {
-    const Row rows[kNr] = {Row(w, std::min(j + 0, j1 - 1)), Row(w, std::min(j + 1, j1 - 1)),
-                           Row(w, std::min(j + 2, j1 - 1)), Row(w, std::min(j + 3, j1 - 1))};
-    for (int64_t i = i0; i < i1; i += kMr) {
+  Row rows[kNr];
+  for (int c = 0; c < kNr; ++c) rows[c] = Row(w, std::min(j + c, j1 - 1));
+  {
+    {
       const float* xr[kMr];
       for (int r = 0; r < kMr; ++r) xr[r] = job.x + std::min(i + r, i1 - 1) * job.k;
       __m512 acc[kMr][kNr];
-#pragma GCC unroll 16
+#pragma GCC unroll 8
       for (int r = 0; r < kMr; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
       for (int64_t k0 = 0; k0 < job.k; k0 += 16) {
         const __mmask16 m = mask16(job.k - k0);
         __m512 wv[kNr];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < kNr; ++c) wv[c] = rows[c].decode(k0, m);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < kMr; ++r) {
           const __m512 xv = _mm512_maskz_loadu_ps(m, xr[r] + k0);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
         }
       }
@@ -106,30 +124,37 @@ void block_f32(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t
   }
 }
 
+template <typename Row>
+void block_f32(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for_each_tile<4, 4, 8>(
+      i0, i1, j0, j1, [&](int64_t i, int64_t j) { tile_f32<Row, 4, 4>(job, i, i1, j, j1); },
+      [&](int64_t i, int64_t j) { tile_f32<Row, 1, 8>(job, i, i1, j, j1); });
+}
+
 // BF16 weights with vdpbf16ps: X (already bf16, zero-padded to x_bf16_ld) · W, 32 k per step.
-void block_bf16_dot(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  constexpr int kMr = 4, kNr = 4;
+template <int kMr, int kNr>
+void tile_bf16_dot(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
   const auto* wbase = static_cast<const uint16_t*>(job.w->data);
-  for (int64_t j = j0; j < j1; j += kNr) {
+  {
     const uint16_t* wr[kNr];
     for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * job.k;
-    for (int64_t i = i0; i < i1; i += kMr) {
+    {
       const uint16_t* xr[kMr];
       for (int r = 0; r < kMr; ++r) xr[r] = job.x_bf16 + std::min(i + r, i1 - 1) * job.x_bf16_ld;
       __m512 acc[kMr][kNr];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < kMr; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
       for (int64_t k0 = 0; k0 < job.k; k0 += 32) {
         const __mmask32 m = mask32(job.k - k0);
         __m512i wv[kNr];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < kNr; ++c) wv[c] = _mm512_maskz_loadu_epi16(m, wr[c] + k0);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < kMr; ++r) {
           const __m512i xv = _mm512_loadu_si512(xr[r] + k0);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int c = 0; c < kNr; ++c) {
             acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv, (__m512bh)wv[c]);
           }
@@ -142,6 +167,12 @@ void block_bf16_dot(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, in
       }
     }
   }
+}
+
+void block_bf16_dot(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for_each_tile<4, 4, 8>(
+      i0, i1, j0, j1, [&](int64_t i, int64_t j) { tile_bf16_dot<4, 4>(job, i, i1, j, j1); },
+      [&](int64_t i, int64_t j) { tile_bf16_dot<1, 8>(job, i, i1, j, j1); });
 }
 
 uint16_t load_u16(const uint8_t* p) {
@@ -200,29 +231,28 @@ __m512i dot4(__m512i abs_w, __m512i signed_x) {
 }
 
 // Q8_0/Q4_0 weights against int8 activations, 64 k (two blocks) per step.
-template <bool kVnni, bool kQ4>
-void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  constexpr int kMr = 2, kNr = 4;
+template <bool kVnni, bool kQ4, int kMr, int kNr>
+void tile_q8act(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
   const int64_t n_blocks = job.k / kQBlock;
   const auto* wbase = static_cast<const uint8_t*>(job.w->data);
   const int64_t row_bytes = n_blocks * (kQ4 ? 18 : 34);
-  for (int64_t j = j0; j < j1; j += kNr) {
+  {
     const uint8_t* wr[kNr];
     for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * row_bytes;
-    for (int64_t i = i0; i < i1; i += kMr) {
+    {
       int64_t rows[kMr];
       for (int r = 0; r < kMr; ++r) rows[r] = std::min(i + r, i1 - 1);
       __m512 acc[kMr][kNr];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int r = 0; r < kMr; ++r)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
       for (int64_t b = 0; b < n_blocks; b += 2) {
         const bool pair = b + 1 < n_blocks;
         __m512i abs_w[kNr];
         __mmask64 neg[kNr];
         __m512 dw[kNr];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < kNr; ++c) {
           const QPair q =
               kQ4 ? load_q4_0_pair(wr[c], b, n_blocks) : load_q8_0_pair(wr[c], b, n_blocks);
@@ -230,7 +260,7 @@ void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64
           abs_w[c] = _mm512_abs_epi8(q.q);
           dw[c] = _mm512_insertf32x8(_mm512_set1_ps(q.d0), _mm256_set1_ps(q.d1), 1);
         }
-#pragma GCC unroll 2
+#pragma GCC unroll 8
         for (int r = 0; r < kMr; ++r) {
           const int8_t* xq = job.xq + rows[r] * job.k + b * kQBlock;
           const __m512i x = pair ? _mm512_loadu_si512(xq)
@@ -239,7 +269,7 @@ void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64
           const float* xd = job.xd + rows[r] * n_blocks + b;
           const __m512 dx =
               _mm512_insertf32x8(_mm512_set1_ps(xd[0]), _mm256_set1_ps(pair ? xd[1] : 0.0f), 1);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int c = 0; c < kNr; ++c) {
             const __m512i sx = _mm512_mask_sub_epi8(x, neg[c], _mm512_setzero_si512(), x);
             const __m512 dot = _mm512_cvtepi32_ps(dot4<kVnni>(abs_w[c], sx));
@@ -254,6 +284,14 @@ void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64
       }
     }
   }
+}
+
+template <bool kVnni, bool kQ4>
+void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for_each_tile<2, 4, 8>(
+      i0, i1, j0, j1,
+      [&](int64_t i, int64_t j) { tile_q8act<kVnni, kQ4, 2, 4>(job, i, i1, j, j1); },
+      [&](int64_t i, int64_t j) { tile_q8act<kVnni, kQ4, 1, 8>(job, i, i1, j, j1); });
 }
 
 template <typename Row>
