@@ -71,55 +71,34 @@ struct RowFp8 {
   }
 };
 
-// Covers the block [i0, i1) × [j0, j1) with micro-tiles: full(i, j) computes rows [i, i + kMr)
-// × columns [j, j + kNr); rows left over run one at a time as single(i, j), kNr1 columns wide.
-// A tile clips rows and columns to the block end by reusing the last valid one (computed, not
-// stored). Every output gets the same arithmetic in either kind of tile, so the result of a row
-// does not depend on how many rows the block has.
-template <int kMr, int kNr, int kNr1, typename Full, typename Single>
-void for_each_tile(int64_t i0, int64_t i1, int64_t j0, int64_t j1, Full full, Single single) {
-  static_assert(kNr1 % kNr == 0);
-  for (int64_t j = j0; j < j1; j += kNr1) {
-    int64_t i = i0;
-    for (; i + kMr <= i1; i += kMr) {
-      for (int64_t jj = j; jj < std::min(j + kNr1, j1); jj += kNr) full(i, jj);
-    }
-    for (; i < i1; ++i) single(i, j);
-  }
-}
-
 // The f32-activation micro-tile: kMr rows × kNr columns, 16 k per step.
 template <typename Row, int kMr, int kNr>
 void tile_f32(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
   const WeightView& w = *job.w;
   Row rows[kNr];
   for (int c = 0; c < kNr; ++c) rows[c] = Row(w, std::min(j + c, j1 - 1));
-  {
-    {
-      const float* xr[kMr];
-      for (int r = 0; r < kMr; ++r) xr[r] = job.x + std::min(i + r, i1 - 1) * job.k;
-      __m512 acc[kMr][kNr];
+  const float* xr[kMr];
+  for (int r = 0; r < kMr; ++r) xr[r] = job.x + std::min(i + r, i1 - 1) * job.k;
+  __m512 acc[kMr][kNr];
 #pragma GCC unroll 8
-      for (int r = 0; r < kMr; ++r)
+  for (int r = 0; r < kMr; ++r)
 #pragma GCC unroll 8
-        for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
-      for (int64_t k0 = 0; k0 < job.k; k0 += 16) {
-        const __mmask16 m = mask16(job.k - k0);
-        __m512 wv[kNr];
+    for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t k0 = 0; k0 < job.k; k0 += 16) {
+    const __mmask16 m = mask16(job.k - k0);
+    __m512 wv[kNr];
 #pragma GCC unroll 8
-        for (int c = 0; c < kNr; ++c) wv[c] = rows[c].decode(k0, m);
+    for (int c = 0; c < kNr; ++c) wv[c] = rows[c].decode(k0, m);
 #pragma GCC unroll 8
-        for (int r = 0; r < kMr; ++r) {
-          const __m512 xv = _mm512_maskz_loadu_ps(m, xr[r] + k0);
+    for (int r = 0; r < kMr; ++r) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, xr[r] + k0);
 #pragma GCC unroll 8
-          for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
-        }
-      }
-      for (int r = 0; r < kMr && i + r < i1; ++r) {
-        for (int c = 0; c < kNr && j + c < j1; ++c) {
-          job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
-        }
-      }
+      for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < kMr && i + r < i1; ++r) {
+    for (int c = 0; c < kNr && j + c < j1; ++c) {
+      job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
     }
   }
 }
@@ -135,36 +114,32 @@ void block_f32(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t
 template <int kMr, int kNr>
 void tile_bf16_dot(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
   const auto* wbase = static_cast<const uint16_t*>(job.w->data);
-  {
-    const uint16_t* wr[kNr];
-    for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * job.k;
-    {
-      const uint16_t* xr[kMr];
-      for (int r = 0; r < kMr; ++r) xr[r] = job.x_bf16 + std::min(i + r, i1 - 1) * job.x_bf16_ld;
-      __m512 acc[kMr][kNr];
+  const uint16_t* wr[kNr];
+  for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * job.k;
+  const uint16_t* xr[kMr];
+  for (int r = 0; r < kMr; ++r) xr[r] = job.x_bf16 + std::min(i + r, i1 - 1) * job.x_bf16_ld;
+  __m512 acc[kMr][kNr];
 #pragma GCC unroll 8
-      for (int r = 0; r < kMr; ++r)
+  for (int r = 0; r < kMr; ++r)
 #pragma GCC unroll 8
-        for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
-      for (int64_t k0 = 0; k0 < job.k; k0 += 32) {
-        const __mmask32 m = mask32(job.k - k0);
-        __m512i wv[kNr];
+    for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t k0 = 0; k0 < job.k; k0 += 32) {
+    const __mmask32 m = mask32(job.k - k0);
+    __m512i wv[kNr];
 #pragma GCC unroll 8
-        for (int c = 0; c < kNr; ++c) wv[c] = _mm512_maskz_loadu_epi16(m, wr[c] + k0);
+    for (int c = 0; c < kNr; ++c) wv[c] = _mm512_maskz_loadu_epi16(m, wr[c] + k0);
 #pragma GCC unroll 8
-        for (int r = 0; r < kMr; ++r) {
-          const __m512i xv = _mm512_loadu_si512(xr[r] + k0);
+    for (int r = 0; r < kMr; ++r) {
+      const __m512i xv = _mm512_loadu_si512(xr[r] + k0);
 #pragma GCC unroll 8
-          for (int c = 0; c < kNr; ++c) {
-            acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv, (__m512bh)wv[c]);
-          }
-        }
+      for (int c = 0; c < kNr; ++c) {
+        acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)xv, (__m512bh)wv[c]);
       }
-      for (int r = 0; r < kMr && i + r < i1; ++r) {
-        for (int c = 0; c < kNr && j + c < j1; ++c) {
-          job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
-        }
-      }
+    }
+  }
+  for (int r = 0; r < kMr && i + r < i1; ++r) {
+    for (int c = 0; c < kNr && j + c < j1; ++c) {
+      job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
     }
   }
 }
@@ -236,52 +211,47 @@ void tile_q8act(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t 
   const int64_t n_blocks = job.k / kQBlock;
   const auto* wbase = static_cast<const uint8_t*>(job.w->data);
   const int64_t row_bytes = n_blocks * (kQ4 ? 18 : 34);
-  {
-    const uint8_t* wr[kNr];
-    for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * row_bytes;
-    {
-      int64_t rows[kMr];
-      for (int r = 0; r < kMr; ++r) rows[r] = std::min(i + r, i1 - 1);
-      __m512 acc[kMr][kNr];
+  const uint8_t* wr[kNr];
+  for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * row_bytes;
+  int64_t rows[kMr];
+  for (int r = 0; r < kMr; ++r) rows[r] = std::min(i + r, i1 - 1);
+  __m512 acc[kMr][kNr];
 #pragma GCC unroll 8
-      for (int r = 0; r < kMr; ++r)
+  for (int r = 0; r < kMr; ++r)
 #pragma GCC unroll 8
-        for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
-      for (int64_t b = 0; b < n_blocks; b += 2) {
-        const bool pair = b + 1 < n_blocks;
-        __m512i abs_w[kNr];
-        __mmask64 neg[kNr];
-        __m512 dw[kNr];
+    for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; b += 2) {
+    const bool pair = b + 1 < n_blocks;
+    __m512i abs_w[kNr];
+    __mmask64 neg[kNr];
+    __m512 dw[kNr];
 #pragma GCC unroll 8
-        for (int c = 0; c < kNr; ++c) {
-          const QPair q =
-              kQ4 ? load_q4_0_pair(wr[c], b, n_blocks) : load_q8_0_pair(wr[c], b, n_blocks);
-          neg[c] = _mm512_movepi8_mask(q.q);
-          abs_w[c] = _mm512_abs_epi8(q.q);
-          dw[c] = _mm512_insertf32x8(_mm512_set1_ps(q.d0), _mm256_set1_ps(q.d1), 1);
-        }
+    for (int c = 0; c < kNr; ++c) {
+      const QPair q = kQ4 ? load_q4_0_pair(wr[c], b, n_blocks) : load_q8_0_pair(wr[c], b, n_blocks);
+      neg[c] = _mm512_movepi8_mask(q.q);
+      abs_w[c] = _mm512_abs_epi8(q.q);
+      dw[c] = _mm512_insertf32x8(_mm512_set1_ps(q.d0), _mm256_set1_ps(q.d1), 1);
+    }
 #pragma GCC unroll 8
-        for (int r = 0; r < kMr; ++r) {
-          const int8_t* xq = job.xq + rows[r] * job.k + b * kQBlock;
-          const __m512i x = pair ? _mm512_loadu_si512(xq)
-                                 : _mm512_zextsi256_si512(
-                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
-          const float* xd = job.xd + rows[r] * n_blocks + b;
-          const __m512 dx =
-              _mm512_insertf32x8(_mm512_set1_ps(xd[0]), _mm256_set1_ps(pair ? xd[1] : 0.0f), 1);
+    for (int r = 0; r < kMr; ++r) {
+      const int8_t* xq = job.xq + rows[r] * job.k + b * kQBlock;
+      const __m512i x =
+          pair ? _mm512_loadu_si512(xq)
+               : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+      const float* xd = job.xd + rows[r] * n_blocks + b;
+      const __m512 dx =
+          _mm512_insertf32x8(_mm512_set1_ps(xd[0]), _mm256_set1_ps(pair ? xd[1] : 0.0f), 1);
 #pragma GCC unroll 8
-          for (int c = 0; c < kNr; ++c) {
-            const __m512i sx = _mm512_mask_sub_epi8(x, neg[c], _mm512_setzero_si512(), x);
-            const __m512 dot = _mm512_cvtepi32_ps(dot4<kVnni>(abs_w[c], sx));
-            acc[r][c] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dx, dw[c]), acc[r][c]);
-          }
-        }
+      for (int c = 0; c < kNr; ++c) {
+        const __m512i sx = _mm512_mask_sub_epi8(x, neg[c], _mm512_setzero_si512(), x);
+        const __m512 dot = _mm512_cvtepi32_ps(dot4<kVnni>(abs_w[c], sx));
+        acc[r][c] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dx, dw[c]), acc[r][c]);
       }
-      for (int r = 0; r < kMr && i + r < i1; ++r) {
-        for (int c = 0; c < kNr && j + c < j1; ++c) {
-          job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
-        }
-      }
+    }
+  }
+  for (int r = 0; r < kMr && i + r < i1; ++r) {
+    for (int c = 0; c < kNr && j + c < j1; ++c) {
+      job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
     }
   }
 }

@@ -3,6 +3,7 @@
 // files (compiled with their own -m flags, see CMakeLists.txt) compute from. Only matmul.cpp and
 // the tests include this; callers use matmul.h.
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/matmul.h"
@@ -35,6 +36,24 @@ struct MatmulJob {
 // Block `block` of row `row` of Q8_0/Q4_0 weights as integers q [32] (Q4_0: nibble − 8); returns
 // the block scale d (W = d·q). The one place that knows those block layouts.
 float weight_block_q8(const WeightView& w, int64_t row, int64_t block, int8_t* q);
+
+// Covers the block [i0, i1) × [j0, j1) with micro-tiles: full(i, j) computes rows [i, i + kMr)
+// × columns [j, j + kNr); rows left over run one at a time as single(i, j), kNr1 columns wide.
+// A tile clips rows and columns to the block end by reusing the last valid one (computed, not
+// stored). Every output gets the same arithmetic in either kind of tile, so the result of a row
+// does not depend on how many rows the block has.
+// (Instantiated with each kernel file's own lambdas, so no ISA-specific code is shared.)
+template <int kMr, int kNr, int kNr1, typename Full, typename Single>
+void for_each_tile(int64_t i0, int64_t i1, int64_t j0, int64_t j1, Full full, Single single) {
+  static_assert(kNr1 % kNr == 0);
+  for (int64_t j = j0; j < j1; j += kNr1) {
+    int64_t i = i0;
+    for (; i + kMr <= i1; i += kMr) {
+      for (int64_t jj = j; jj < std::min(j + kNr1, j1); jj += kNr) full(i, jj);
+    }
+    for (; i < i1; ++i) single(i, j);
+  }
+}
 
 // W[row][col] as f32 (the reference decode, one element).
 float weight_element(const WeightView& w, int64_t row, int64_t col);
