@@ -121,7 +121,7 @@ std::optional<IsaLevel> isa_level_from_name(std::string_view name) {
 IsaLevel max_isa_level(const CpuFeatures& f) {
   if (!(f.avx2 && f.fma && f.f16c)) return IsaLevel::kScalar;
   if (!(f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq)) return IsaLevel::kAvx2;
-  if (!(f.amx_tile && f.amx_bf16)) return IsaLevel::kAvx512;
+  if (!(f.amx_tile && f.amx_bf16 && f.avx512_bf16)) return IsaLevel::kAvx512;
   return IsaLevel::kAmx;
 }
 

@@ -36,7 +36,8 @@ const CpuFeatures& cpu_features();
 // Kernel instruction-set levels, ordered: a level implies every level below it.
 //   kScalar: plain C++.            kAvx2: AVX2 + FMA + F16C.
 //   kAvx512: F + BW + VL + DQ (BF16/VNNI used inside when present).
-//   kAmx:    kAvx512 + AMX-TILE + AMX-BF16 with the Linux permission granted.
+//   kAmx:    kAvx512 + AVX512_BF16 + AMX-TILE + AMX-BF16, with the Linux permission granted
+//            (AVX512_BF16 converts f32 to bf16 for the tiles; every AMX CPU has it).
 enum class IsaLevel { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 
 std::string_view isa_level_name(IsaLevel level);  // "scalar", "avx2", "avx512", "amx"

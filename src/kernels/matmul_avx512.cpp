@@ -24,22 +24,37 @@ __mmask32 mask32(int64_t remaining) {
   return remaining >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << remaining) - 1);
 }
 
+// Loads that take a mask only at the k tail: masked loads are much slower than plain ones on some
+// CPUs (measured 2.5× on the FP8 GEMV on AMD Zen here), and the tail is one chunk per row.
+__m512 load_ps(__mmask16 m, const float* p) {
+  return m == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+__m256i load_16x16(__mmask16 m, const uint16_t* p) {
+  return m == 0xFFFF ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                     : _mm256_maskz_loadu_epi16(m, p);
+}
+__m512i load_32x16(__mmask32 m, const uint16_t* p) {
+  return m == 0xFFFFFFFFu ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(m, p);
+}
+__m128i load_16x8(__mmask16 m, const uint8_t* p) {
+  return m == 0xFFFF ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p))
+                     : _mm_maskz_loadu_epi8(m, p);
+}
+
 // One weight row for the f32-activation kernels: decode(k0, mask) gives W[row][k0 .. k0+16) as
 // exact f32 (zero where the mask is clear).
 struct RowF32 {
   const float* p = nullptr;
   RowF32() = default;
   RowF32(const WeightView& w, int64_t row) : p(static_cast<const float*>(w.data) + row * w.cols) {}
-  __m512 decode(int64_t k0, __mmask16 m) const { return _mm512_maskz_loadu_ps(m, p + k0); }
+  __m512 decode(int64_t k0, __mmask16 m) const { return load_ps(m, p + k0); }
 };
 struct RowF16 {
   const uint16_t* p = nullptr;
   RowF16() = default;
   RowF16(const WeightView& w, int64_t row)
       : p(static_cast<const uint16_t*>(w.data) + row * w.cols) {}
-  __m512 decode(int64_t k0, __mmask16 m) const {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p + k0));
-  }
+  __m512 decode(int64_t k0, __mmask16 m) const { return _mm512_cvtph_ps(load_16x16(m, p + k0)); }
 };
 struct RowBF16 {
   const uint16_t* p = nullptr;
@@ -47,7 +62,7 @@ struct RowBF16 {
   RowBF16(const WeightView& w, int64_t row)
       : p(static_cast<const uint16_t*>(w.data) + row * w.cols) {}
   __m512 decode(int64_t k0, __mmask16 m) const {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p + k0));
+    const __m512i wide = _mm512_cvtepu16_epi32(load_16x16(m, p + k0));
     return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
   }
 };
@@ -63,7 +78,7 @@ struct RowFp8 {
         scale_row(w.scale_inv +
                   (row / kFp8ScaleBlock) * ((w.cols + kFp8ScaleBlock - 1) / kFp8ScaleBlock)) {}
   __m512 decode(int64_t k0, __mmask16 m) const {
-    const __m256i v = _mm256_cvtepu8_epi16(_mm_maskz_loadu_epi8(m, p + k0));
+    const __m256i v = _mm256_cvtepu8_epi16(load_16x8(m, p + k0));
     const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x80)), 8);
     const __m256i rest = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7F)), 7);
     const __m512 f = _mm512_cvtph_ps(_mm256_or_si256(sign, rest));
@@ -91,7 +106,7 @@ void tile_f32(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1
     for (int c = 0; c < kNr; ++c) wv[c] = rows[c].decode(k0, m);
 #pragma GCC unroll 8
     for (int r = 0; r < kMr; ++r) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, xr[r] + k0);
+      const __m512 xv = load_ps(m, xr[r] + k0);
 #pragma GCC unroll 8
       for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
     }
@@ -127,7 +142,7 @@ void tile_bf16_dot(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64
     const __mmask32 m = mask32(job.k - k0);
     __m512i wv[kNr];
 #pragma GCC unroll 8
-    for (int c = 0; c < kNr; ++c) wv[c] = _mm512_maskz_loadu_epi16(m, wr[c] + k0);
+    for (int c = 0; c < kNr; ++c) wv[c] = load_32x16(m, wr[c] + k0);
 #pragma GCC unroll 8
     for (int r = 0; r < kMr; ++r) {
       const __m512i xv = _mm512_loadu_si512(xr[r] + k0);

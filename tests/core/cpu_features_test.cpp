@@ -59,6 +59,8 @@ TEST(CpuFeaturesTest, LevelsFollowFeatures) {
   f.amx_tile = true;
   EXPECT_EQ(max_isa_level(f), IsaLevel::kAvx512);  // AMX-BF16 missing
   f.amx_bf16 = true;
+  EXPECT_EQ(max_isa_level(f), IsaLevel::kAvx512);  // AVX512_BF16 missing
+  f.avx512_bf16 = true;
   EXPECT_EQ(max_isa_level(f), IsaLevel::kAmx);
 }
 
