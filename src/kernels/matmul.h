@@ -1,0 +1,99 @@
+#pragma once
+// The matmul kernel family: Y[m, n] = X[m, k] · W[n, k]ᵀ, activations f32 row-major, weights
+// row-major [out = n, in = k] as checkpoints store them, in any of F32, F16, BF16, F8_E4M3 (with
+// DeepSeek's 128×128 block scale_inv), Q8_0 and Q4_0.
+//
+// Paths (IsaLevel) and their arithmetic; each is tested against a scalar reference of the same
+// arithmetic (tests/kernels/matmul_test.cpp states the tolerances):
+//   kScalar  weights dequantised to f32 exactly, X·W summed in f32 in k order. The reference.
+//   kAvx2    F32/F16/BF16/FP8: f32 FMA on the exact f32 weights, 8 lanes. (The SIMD paths decode
+//            E4M3 by moving bits into f16, exact for every finite code; the NaN codes 0x7F/0xFF,
+//            which checkpoints never hold, read as ±480·scale instead of NaN.)
+//            Q8_0/Q4_0: activations quantised to int8 per 32-block (quantize_activations_q8),
+//            exact integer block dots, f32 sum of d_x·d_w·dot (the llama.cpp scheme).
+//   kAvx512  as kAvx2 with 16 lanes, except BF16 weights with AVX512_BF16: X rounded to BF16 and
+//            vdpbf16ps. Integer dots use VNNI vpdpbusd when present (bit-identical without).
+//   kAmx     BF16, FP8, Q8_0, Q4_0 weights: X rounded to BF16, each weight widened to
+//            bf16(dequantised f32) 32 rows at a time into per-thread scratch (never a whole copy),
+//            tdpbf16ps on 16×16 tiles. F32/F16 weights fall back to kAvx512 (no precision loss).
+//
+// Determinism: on every path the value of Y[i, j] depends only on X row i, W row j and the path,
+// never on m, on the other rows, on the thread count or on timing (the per-element reduction order
+// is fixed by k alone). matmul() picks the path from m, so results cross a path boundary as m
+// grows unless MatmulOptions::batch_invariant pins the path.
+//
+// Thread-safety: the functions are reentrant; parallel work runs on the given ThreadPool.
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/status.h"
+#include "core/thread_pool.h"
+
+namespace seekserve {
+
+// A weight matrix in memory (typically memory-mapped); not owned.
+struct WeightView {
+  DType dtype = DType::kF32;
+  const void* data = nullptr;        // [rows, cols] in dtype; block types: blocks of 32 along cols
+  int64_t rows = 0;                  // n, output features
+  int64_t cols = 0;                  // k, input features
+  const float* scale_inv = nullptr;  // kF8E4M3 only: [ceil(rows/128), ceil(cols/128)] f32;
+                                     // W[i][j] = fp8(W[i][j]) · scale_inv[i/128][j/128]
+};
+
+struct MatmulOptions {
+  // Use a path independent of m (the best one for the dtype), so that a row's result never
+  // depends on the batch it was computed in (DESIGN "Determinism").
+  bool batch_invariant = false;
+};
+
+// Fine control for tests and benchmarks: which optional instructions a path may use. A feature the
+// CPU lacks is never used whatever these say.
+struct MatmulVariant {
+  bool avx512_bf16 = true;    // vdpbf16ps for BF16 weights on kAvx512
+  bool avx512_vnni = true;    // vpdpbusd for Q8_0/Q4_0 on kAvx512
+  bool amx_emulated = false;  // kAmx: run the tile loop on a scalar model of the tiles (any CPU
+                              // with kAvx512), to test the layout where no AMX exists
+};
+
+// Ok if w is a matrix the kernels take: a supported dtype, cols a whole number of blocks,
+// scale_inv present for kF8E4M3, data non-null.
+Status validate_weight(const WeightView& w);
+
+// The path matmul() uses for `m` rows of w.dtype when the kernels may use up to `max_level`.
+IsaLevel choose_matmul_path(IsaLevel max_level, DType dtype, int64_t m,
+                            const MatmulOptions& options = {});
+
+// Y = X · Wᵀ on the path chosen from active_isa_level(), m and w.dtype.
+// x: [m, w.cols] f32 row-major; y: [m, w.rows] f32 row-major (overwritten).
+Status matmul(ThreadPool& pool, const float* x, int64_t m, const WeightView& w, float* y,
+              const MatmulOptions& options = {});
+
+// Same on an explicit path; fails if the CPU (or AMX permission) does not allow it, unless the
+// variant asks for emulated AMX. kAmx with F32/F16 weights runs kAvx512.
+Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m,
+                      const WeightView& w, float* y, const MatmulVariant& variant = {});
+
+// The scalar reference (single-threaded, plain loops): W row dequantised to f32, then for each
+// output y = Σ_k x[k]·w[k] accumulated in f32 in increasing k.
+void matmul_reference(const float* x, int64_t m, const WeightView& w, float* y);
+
+// Row `row` of w dequantised to f32: out [w.cols]. Exact (every supported dtype's values are
+// representable in f32 before the fp8 scale multiply, which rounds once).
+void weight_row_to_f32(const WeightView& w, int64_t row, float* out);
+
+// --- The int8-activation arithmetic of the Q8_0/Q4_0 SIMD paths ---
+
+// One row of activations quantised per 32-block the llama.cpp way: d = max|x| / 127,
+// q = round-to-nearest-even(x / d) (q = 0 when d = 0). Shared by every path so they agree bit
+// for bit on the integers.
+void quantize_activations_q8(const float* x, int64_t k, int8_t* q /*[k]*/, float* d /*[k/32]*/);
+
+// Reference of that arithmetic for Q8_0/Q4_0 weights: y = Σ_blocks (d_x·d_w)·Σ q_x·q_w, summed in
+// f32 in block order, the block dot in exact integers.
+void matmul_reference_q8act(const float* x, int64_t m, const WeightView& w, float* y);
+
+}  // namespace seekserve
