@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   add_detokenize_command(app, ctx);
   add_inspect_command(app, ctx);
   add_make_model_command(app, ctx);
+  add_generate_command(app, ctx);
+  add_logits_command(app, ctx);
+  add_perplexity_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -27,5 +27,9 @@ void add_detokenize_command(CLI::App& app, CommandContext& ctx);
 void add_inspect_command(CLI::App& app, CommandContext& ctx);
 // make-model --preset NAME --out PATH (src/tools/make_model.cpp).
 void add_make_model_command(CLI::App& app, CommandContext& ctx);
+// generate / logits / perplexity: the engine, one sequence at a time (src/tools/generate.cpp).
+void add_generate_command(CLI::App& app, CommandContext& ctx);
+void add_logits_command(CLI::App& app, CommandContext& ctx);
+void add_perplexity_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve

@@ -5,8 +5,6 @@
 
 namespace seekserve {
 
-void add_generate_command(CLI::App& app, CommandContext& ctx);
-void add_logits_command(CLI::App& app, CommandContext& ctx);
-void add_perplexity_command(CLI::App& app, CommandContext& ctx);
+// The commands are declared in tools/command.h.
 
 }  // namespace seekserve
