@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "formats/model_tokenizer.h"
 #include "formats/tokenizer.h"
 #include "tools/command.h"
 
@@ -26,8 +27,7 @@ void add_source_options(CLI::App* sub, TokenizerSource& source) {
   auto* file = sub->add_option("--tokenizer", source.tokenizer_file,
                                "A tokenizer.json (tokenizer_config.json beside it is read too)");
   auto* model = sub->add_option("-m,--model", source.model,
-                                "A Hugging Face model folder holding tokenizer.json (GGUF files "
-                                "are not read here yet: pass --tokenizer)");
+                                "A Hugging Face model folder (tokenizer.json) or a GGUF file");
   file->excludes(model);
   model->excludes(file);
 }
@@ -35,21 +35,8 @@ void add_source_options(CLI::App* sub, TokenizerSource& source) {
 Result<Tokenizer> open_tokenizer(const TokenizerSource& source) {
   if (!source.tokenizer_file.empty()) return Tokenizer::load_json(source.tokenizer_file);
   if (source.model.empty()) return invalid_argument("give --tokenizer FILE or -m MODEL");
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::is_directory(source.model, ec)) {
-    if (!fs::exists(fs::path(source.model) / "tokenizer.json", ec)) {
-      return not_found("{}: no tokenizer.json in this model folder", source.model);
-    }
-    return Tokenizer::load_json(source.model);
-  }
-  if (source.model.ends_with(".gguf")) {
-    return unimplemented(
-        "{}: reading the tokenizer from a GGUF file is not supported yet; pass "
-        "the model's tokenizer.json with --tokenizer",
-        source.model);
-  }
-  return not_found("{}: not a model folder", source.model);
+  SEEK_ASSIGN_OR_RETURN(TokenizerData data, load_model_tokenizer(source.model));
+  return Tokenizer::create(data);
 }
 
 void write_stdout(std::string_view bytes) {

@@ -39,7 +39,17 @@ expect_exit 2 "out of range" "$bin" detokenize --tokenizer "$tok" -- -1
 expect_exit 2 "not a token id" "$bin" detokenize --tokenizer "$tok" 12abc
 expect_exit 2 "no tokenizer.json" "$bin" tokenize -m /tmp "x"
 expect_exit 2 "nope.json" "$bin" tokenize --tokenizer /nonexistent/nope.json "x"
-expect_exit 1 "GGUF" "$bin" tokenize -m model.gguf "x"
+expect_exit 2 "no such model file" "$bin" tokenize -m /nonexistent/model.gguf "x"
+# A GGUF model carries the same tokenizer in its metadata: same ids, same text.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$bin" make-model --preset tiny-qwen2 --format gguf --out "$tmp/m.gguf"
+out=$("$bin" tokenize -m "$tmp/m.gguf" "Hello, my dog is cute")
+[[ "$out" == "0 19923 14 1026 6397 344 33125" ]] || fail "tokenize -m GGUF: got '$out'"
+out=$("$bin" detokenize -m "$tmp/m.gguf" 0 19923 14)
+[[ "$out" == "<｜begin▁of▁sentence｜>Hello," ]] || fail "detokenize -m GGUF: got '$out'"
+printf 'GGUF junk' > "$tmp/bad.gguf"
+expect_exit 2 "bad.gguf" "$bin" tokenize -m "$tmp/bad.gguf" "x"
 expect_exit 2 "" "$bin" tokenize --tokenizer "$tok" -m "$models" "x"
 expect_exit 2 "give the TEXT" "$bin" tokenize --tokenizer "$tok"
 out=$("$bin" tokenize --tokenizer "$tok" "")
