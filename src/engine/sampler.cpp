@@ -7,7 +7,8 @@
 namespace seekserve {
 
 Status SamplingParams::validate() const {
-  if (!(temperature >= 0.0f && temperature <= 2.0f)) return invalid_argument("temperature: {} not in [0, 2]", temperature);
+  if (!(temperature >= 0.0f && temperature <= 2.0f))
+    return invalid_argument("temperature: {} not in [0, 2]", temperature);
   if (top_k < 0) return invalid_argument("top_k: {} must be >= 0", top_k);
   if (!(top_p > 0.0f && top_p <= 1.0f)) return invalid_argument("top_p: {} not in (0, 1]", top_p);
   if (!(min_p >= 0.0f && min_p <= 1.0f)) return invalid_argument("min_p: {} not in [0, 1]", min_p);
@@ -29,10 +30,12 @@ Status SamplingParams::validate() const {
 Sampler::Sampler(SamplingParams params, std::vector<bool> valid)
     : params_(std::move(params)), valid_(std::move(valid)), rng_(params_.seed) {}
 
-int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt, std::span<const int32_t> output) {
+int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt,
+                        std::span<const int32_t> output) {
   const int64_t n = static_cast<int64_t>(logits.size());
   for (int64_t i = 0; i < n; ++i) {
-    if (i >= static_cast<int64_t>(valid_.size()) || !valid_[static_cast<size_t>(i)]) logits[i] = -INFINITY;
+    if (i >= static_cast<int64_t>(valid_.size()) || !valid_[static_cast<size_t>(i)])
+      logits[i] = -INFINITY;
   }
   if (params_.repetition_penalty != 1.0f) {
     std::vector<bool> seen(static_cast<size_t>(n), false);
@@ -41,7 +44,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
         if (id >= 0 && id < n) seen[id] = true;
     for (int64_t i = 0; i < n; ++i) {
       if (!seen[i]) continue;
-      logits[i] = logits[i] > 0 ? logits[i] / params_.repetition_penalty : logits[i] * params_.repetition_penalty;
+      logits[i] = logits[i] > 0 ? logits[i] / params_.repetition_penalty
+                                : logits[i] * params_.repetition_penalty;
     }
   }
   if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
@@ -49,7 +53,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
     for (int32_t id : output)
       if (id >= 0 && id < n) ++count_[id];
     for (int64_t i = 0; i < n; ++i) {
-      if (count_[i] > 0) logits[i] -= params_.presence_penalty + params_.frequency_penalty * count_[i];
+      if (count_[i] > 0)
+        logits[i] -= params_.presence_penalty + params_.frequency_penalty * count_[i];
     }
   }
   if (params_.temperature == 0.0f) {
@@ -60,8 +65,9 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   std::iota(idx.begin(), idx.end(), 0);
   int64_t keep = n;
   if (params_.top_k > 0 && params_.top_k < n) keep = params_.top_k;
-  std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  std::partial_sort(idx.begin(), idx.begin() + keep, idx.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
   idx.resize(static_cast<size_t>(keep));
   const double mx = logits[idx[0]];
   std::vector<double> p(idx.size());

@@ -37,7 +37,8 @@ class Sampler {
 
   // Picks the next token from logits [n_vocab] (modified in place). `prompt` and `output` are the
   // sequence so far (penalties read them).
-  int32_t sample(std::span<float> logits, std::span<const int32_t> prompt, std::span<const int32_t> output);
+  int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
+                 std::span<const int32_t> output);
 
   const SamplingParams& params() const { return params_; }
 

@@ -24,15 +24,17 @@ Result<std::unique_ptr<Session>> Session::open(const SessionOptions& o) {
   s->ctx_ = o.ctx;
   s->pool_ = std::make_unique<ThreadPool>(o.threads);
   s->model_ = std::make_unique<Model>(std::move(weights), *s->pool_);
-  SEEK_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(config, (o.ctx + kBlockSize - 1) / kBlockSize, kBlockSize,
-                                                       *kv_dtype));
+  SEEK_ASSIGN_OR_RETURN(
+      KvCache cache,
+      KvCache::create(config, (o.ctx + kBlockSize - 1) / kBlockSize, kBlockSize, *kv_dtype));
   s->cache_ = std::make_unique<KvCache>(std::move(cache));
   return s;
 }
 
 std::vector<bool> Session::valid_token_mask() const {
   std::vector<bool> valid(static_cast<size_t>(model_->n_vocab()), false);
-  for (int64_t id = 0; id < model_->n_vocab(); ++id) valid[static_cast<size_t>(id)] = tokenizer_->is_real_token(id);
+  for (int64_t id = 0; id < model_->n_vocab(); ++id)
+    valid[static_cast<size_t>(id)] = tokenizer_->is_real_token(id);
   return valid;
 }
 
@@ -54,14 +56,15 @@ Result<std::vector<float>> Session::prompt_logits(std::span<const int32_t> token
   return logits;
 }
 
-Result<Session::GenerateStats> Session::generate(std::span<const int32_t> prompt, int64_t max_tokens,
-                                                 const SamplingParams& params,
-                                                 const std::function<void(std::string_view)>& on_text) {
+Result<Session::GenerateStats> Session::generate(
+    std::span<const int32_t> prompt, int64_t max_tokens, const SamplingParams& params,
+    const std::function<void(std::string_view)>& on_text) {
   SEEK_RETURN_IF_ERROR(params.validate());
   if (prompt.empty()) return invalid_argument("the prompt has no tokens");
   const int64_t total = static_cast<int64_t>(prompt.size()) + max_tokens;
   if (total > ctx_) {
-    return invalid_argument("prompt ({} tokens) + max tokens ({}) exceed --ctx {}", prompt.size(), max_tokens, ctx_);
+    return invalid_argument("prompt ({} tokens) + max tokens ({}) exceed --ctx {}", prompt.size(),
+                            max_tokens, ctx_);
   }
   const std::vector<int32_t> blocks = table(total);
   Sampler sampler(params, valid_token_mask());
@@ -103,13 +106,16 @@ Result<Session::GenerateStats> Session::generate(std::span<const int32_t> prompt
     if (pending.size() > hold) {
       // Emit all but the tail that could still begin a stop string (at a UTF-8 boundary).
       size_t cut = pending.size() - hold;
-      while (cut > 0 && cut < pending.size() && (static_cast<unsigned char>(pending[cut]) & 0xC0) == 0x80) --cut;
+      while (cut > 0 && cut < pending.size() &&
+             (static_cast<unsigned char>(pending[cut]) & 0xC0) == 0x80)
+        --cut;
       on_text(std::string_view(pending).substr(0, cut));
       pending.erase(0, cut);
     }
     if (static_cast<int64_t>(output.size()) == max_tokens) break;
     const int32_t tok = next;
-    SequenceInput step{{&tok, 1}, stats.prompt_tokens + static_cast<int64_t>(output.size()) - 1, blocks, false};
+    SequenceInput step{
+        {&tok, 1}, stats.prompt_tokens + static_cast<int64_t>(output.size()) - 1, blocks, false};
     SEEK_RETURN_IF_ERROR(model_->forward({&step, 1}, *cache_, logits));
   }
   if (!stop_string_hit) pending += decoder.flush();

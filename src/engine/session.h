@@ -45,7 +45,8 @@ class Session {
   };
   // Generates up to max_tokens after `prompt`; on_text receives text chunks as they complete
   // (never a split UTF-8 character). Stop strings end generation and are not emitted.
-  Result<GenerateStats> generate(std::span<const int32_t> prompt, int64_t max_tokens, const SamplingParams& params,
+  Result<GenerateStats> generate(std::span<const int32_t> prompt, int64_t max_tokens,
+                                 const SamplingParams& params,
                                  const std::function<void(std::string_view)>& on_text);
 
  private:

@@ -11,7 +11,8 @@ namespace seekserve {
 void Model::gqa_attention(Step& s, int64_t il, const float* x, float* y, KvCache& cache) {
   const ModelConfig& c = w_->config;
   const LayerWeights& L = w_->layers[static_cast<size_t>(il)];
-  const int64_t T = s.n_tokens, H = c.num_attention_heads, KV = c.num_key_value_heads, d = c.head_dim;
+  const int64_t T = s.n_tokens, H = c.num_attention_heads, KV = c.num_key_value_heads,
+                d = c.head_dim;
   const int64_t kv_dim = KV * d, group = H / KV;
 
   std::vector<float> q(static_cast<size_t>(T * H * d)), kv(static_cast<size_t>(T * 2 * kv_dim));

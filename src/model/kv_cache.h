@@ -25,7 +25,8 @@ namespace seekserve {
 class KvCache {
  public:
   // F32, BF16 or F8E4M3 only; n_blocks * block_size slots per layer.
-  static Result<KvCache> create(const ModelConfig& config, int64_t n_blocks, int64_t block_size, DType dtype);
+  static Result<KvCache> create(const ModelConfig& config, int64_t n_blocks, int64_t block_size,
+                                DType dtype);
 
   int64_t n_layers() const { return n_layers_; }
   int64_t n_blocks() const { return n_blocks_; }
@@ -39,8 +40,8 @@ class KvCache {
   // Writes `values` [width] into the slot of `layer` at position `pos` of a sequence.
   void write(int64_t layer, std::span<const int32_t> block_table, int64_t pos, const float* values);
   // Reads `count` values starting at column `first` of that slot into out.
-  void read(int64_t layer, std::span<const int32_t> block_table, int64_t pos, int64_t first, int64_t count,
-            float* out) const;
+  void read(int64_t layer, std::span<const int32_t> block_table, int64_t pos, int64_t first,
+            int64_t count, float* out) const;
 
  private:
   uint8_t* slot(int64_t layer, std::span<const int32_t> block_table, int64_t pos);

@@ -49,7 +49,8 @@ void Model::mla_attention(Step& s, int64_t il, const float* x, float* y, KvCache
   {
     std::vector<float> q_nope(static_cast<size_t>(T * nope));
     for (int64_t h = 0; h < H; ++h) {
-      for (int64_t t = 0; t < T; ++t) std::copy_n(q.data() + (t * H + h) * qk, nope, q_nope.data() + t * nope);
+      for (int64_t t = 0; t < T; ++t)
+        std::copy_n(q.data() + (t * H + h) * qk, nope, q_nope.data() + t * nope);
       linear(q_nope.data(), T, L.w_uk_t[static_cast<size_t>(h)], q_abs.data() + h * T * r);
     }
   }
@@ -92,7 +93,8 @@ void Model::mla_attention(Step& s, int64_t il, const float* x, float* y, KvCache
   std::vector<float> heads(static_cast<size_t>(T * H * v)), tmp(static_cast<size_t>(T * v));
   for (int64_t h = 0; h < H; ++h) {
     linear(o.data() + h * T * r, T, L.w_uv[static_cast<size_t>(h)], tmp.data());
-    for (int64_t t = 0; t < T; ++t) std::copy_n(tmp.data() + t * v, v, heads.data() + (t * H + h) * v);
+    for (int64_t t = 0; t < T; ++t)
+      std::copy_n(tmp.data() + t * v, v, heads.data() + (t * H + h) * v);
   }
   linear(heads.data(), T, L.wo, y);
 }

@@ -29,7 +29,8 @@ std::vector<int32_t> top_k(const std::vector<float>& v, int64_t k) {
 
 }  // namespace
 
-std::vector<ExpertChoice> route_token(const ModelConfig& c, const float* logits, const float* bias) {
+std::vector<ExpertChoice> route_token(const ModelConfig& c, const float* logits,
+                                      const float* bias) {
   const int64_t n = c.n_routed_experts;
   std::vector<float> s(static_cast<size_t>(n));
   if (c.scoring_func == "sigmoid") {
@@ -38,7 +39,8 @@ std::vector<ExpertChoice> route_token(const ModelConfig& c, const float* logits,
     const float mx = *std::max_element(logits, logits + n);
     double sum = 0.0;
     for (int64_t e = 0; e < n; ++e) sum += std::exp(static_cast<double>(logits[e] - mx));
-    for (int64_t e = 0; e < n; ++e) s[e] = static_cast<float>(std::exp(static_cast<double>(logits[e] - mx)) / sum);
+    for (int64_t e = 0; e < n; ++e)
+      s[e] = static_cast<float>(std::exp(static_cast<double>(logits[e] - mx)) / sum);
   }
   // Selection scores: biased for noaux_tc (the bias steers selection only).
   std::vector<float> sel = s;
@@ -71,7 +73,8 @@ std::vector<ExpertChoice> route_token(const ModelConfig& c, const float* logits,
   std::vector<ExpertChoice> out;
   double sum = 0.0;
   for (int32_t e : chosen) sum += s[e];
-  const bool normalise = c.norm_topk_prob && (c.scoring_func == "sigmoid" || c.num_experts_per_tok > 1);
+  const bool normalise =
+      c.norm_topk_prob && (c.scoring_func == "sigmoid" || c.num_experts_per_tok > 1);
   for (int32_t e : chosen) {
     double w = s[e];
     if (normalise) w /= (sum + 1e-20);
@@ -109,7 +112,8 @@ void Model::moe(const LayerWeights& L, const float* x, int64_t m, float* y) {
   std::vector<std::vector<std::pair<int64_t, float>>> assigned(static_cast<size_t>(n_exp));
   for (int64_t t = 0; t < m; ++t) {
     for (const ExpertChoice& ch :
-         route_token(c, logits.data() + t * n_exp, L.router_bias.empty() ? nullptr : L.router_bias.data())) {
+         route_token(c, logits.data() + t * n_exp,
+                     L.router_bias.empty() ? nullptr : L.router_bias.data())) {
       assigned[ch.expert].push_back({t, ch.weight});
     }
   }
@@ -122,7 +126,8 @@ void Model::moe(const LayerWeights& L, const float* x, int64_t m, float* y) {
     const int64_t n = static_cast<int64_t>(rows.size());
     xe.resize(static_cast<size_t>(n * hidden));
     ye.resize(static_cast<size_t>(n * hidden));
-    for (int64_t i = 0; i < n; ++i) std::copy_n(x + rows[i].first * hidden, hidden, xe.data() + i * hidden);
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(x + rows[i].first * hidden, hidden, xe.data() + i * hidden);
     mlp(L.experts[e], xe.data(), n, ye.data());
     for (int64_t i = 0; i < n; ++i) {
       float* dst = y + rows[i].first * hidden;
@@ -137,7 +142,8 @@ void Model::moe(const LayerWeights& L, const float* x, int64_t m, float* y) {
   }
 }
 
-Status Model::forward(std::span<const SequenceInput> batch, KvCache& cache, std::vector<float>& logits) {
+Status Model::forward(std::span<const SequenceInput> batch, KvCache& cache,
+                      std::vector<float>& logits) {
   const ModelConfig& c = w_->config;
   const int64_t hidden = c.hidden_size;
   Step step;
@@ -154,7 +160,8 @@ Status Model::forward(std::span<const SequenceInput> batch, KvCache& cache, std:
     for (int64_t i = 0; i < static_cast<int64_t>(in.tokens.size()); ++i) {
       const int32_t tok = in.tokens[static_cast<size_t>(i)];
       if (tok < 0 || tok >= c.vocab_size) {
-        return invalid_argument("token id {} is outside the vocabulary (0..{})", tok, c.vocab_size - 1);
+        return invalid_argument("token id {} is outside the vocabulary (0..{})", tok,
+                                c.vocab_size - 1);
       }
       step.seq_of.push_back(static_cast<int32_t>(s));
       step.pos_of.push_back(in.n_past + i);
@@ -174,7 +181,8 @@ Status Model::forward(std::span<const SequenceInput> batch, KvCache& cache, std:
   for (int64_t il = 0; il < c.num_hidden_layers; ++il) {
     const LayerWeights& L = w_->layers[static_cast<size_t>(il)];
     for (int64_t t = 0; t < T; ++t) {
-      rms_norm(x.data() + t * hidden, L.attn_norm.data(), hidden, c.rms_norm_eps, h.data() + t * hidden);
+      rms_norm(x.data() + t * hidden, L.attn_norm.data(), hidden, c.rms_norm_eps,
+               h.data() + t * hidden);
     }
     if (c.is_mla()) {
       mla_attention(step, il, h.data(), out.data(), cache);
@@ -183,7 +191,8 @@ Status Model::forward(std::span<const SequenceInput> batch, KvCache& cache, std:
     }
     for (int64_t i = 0; i < T * hidden; ++i) x[i] += out[i];
     for (int64_t t = 0; t < T; ++t) {
-      rms_norm(x.data() + t * hidden, L.ffn_norm.data(), hidden, c.rms_norm_eps, h.data() + t * hidden);
+      rms_norm(x.data() + t * hidden, L.ffn_norm.data(), hidden, c.rms_norm_eps,
+               h.data() + t * hidden);
     }
     if (L.is_moe) {
       moe(L, h.data(), T, out.data());
@@ -199,7 +208,8 @@ Status Model::forward(std::span<const SequenceInput> batch, KvCache& cache, std:
     const int64_t n = static_cast<int64_t>(in.tokens.size());
     for (int64_t i = 0; i < n; ++i, ++t) {
       if (in.all_logits || i == n - 1) {
-        rms_norm(x.data() + t * hidden, w_->final_norm.data(), hidden, c.rms_norm_eps, rows.data() + (r++) * hidden);
+        rms_norm(x.data() + t * hidden, w_->final_norm.data(), hidden, c.rms_norm_eps,
+                 rows.data() + (r++) * hidden);
       }
     }
   }

@@ -50,7 +50,8 @@ class SafetensorsSource : public TensorSource {
     RawTensor r{name, t->dtype, t->shape, t->data.data(), nullptr};
     if (t->dtype == DType::kF8E4M3) {
       SEEK_ASSIGN_OR_RETURN(const SafetensorsTensor* s, model_->scale_inv_for(*t));
-      if (s == nullptr) return data_loss("{}: tensor {}: FP8 weight without {}_scale_inv", path_, name, name);
+      if (s == nullptr)
+        return data_loss("{}: tensor {}: FP8 weight without {}_scale_inv", path_, name, name);
       r.scale_inv = reinterpret_cast<const float*>(s->data.data());
     }
     return r;
@@ -71,7 +72,8 @@ class GgufSource : public TensorSource {
       if (p.transform == GgufTransform::kCopy || p.transform == GgufTransform::kPermuteRope) {
         by_hf_[p.sources.at(0)] = p.name;
       } else if (p.transform == GgufTransform::kStackExperts) {
-        for (size_t e = 0; e < p.sources.size(); ++e) experts_[p.sources[e]] = {p.name, static_cast<int64_t>(e)};
+        for (size_t e = 0; e < p.sources.size(); ++e)
+          experts_[p.sources[e]] = {p.name, static_cast<int64_t>(e)};
       }
     }
   }
@@ -83,10 +85,15 @@ class GgufSource : public TensorSource {
         return data_loss("{}: tensor {}: expected 3 dims (experts outermost)", path_, stacked.name);
       }
       const int64_t e = it->second.second;
-      if (e >= stacked.shape[0]) return data_loss("{}: tensor {}: has no expert {}", path_, stacked.name, e);
-      const uint64_t slice = *dtype_bytes(stacked.dtype, static_cast<uint64_t>(stacked.shape[1] * stacked.shape[2]));
-      return RawTensor{stacked.name + fmt::format("[{}]", e), stacked.dtype, {stacked.shape[1], stacked.shape[2]},
-                       stacked.data + static_cast<uint64_t>(e) * slice, nullptr};
+      if (e >= stacked.shape[0])
+        return data_loss("{}: tensor {}: has no expert {}", path_, stacked.name, e);
+      const uint64_t slice =
+          *dtype_bytes(stacked.dtype, static_cast<uint64_t>(stacked.shape[1] * stacked.shape[2]));
+      return RawTensor{stacked.name + fmt::format("[{}]", e),
+                       stacked.dtype,
+                       {stacked.shape[1], stacked.shape[2]},
+                       stacked.data + static_cast<uint64_t>(e) * slice,
+                       nullptr};
     }
     return data_loss("{}: no GGUF tensor for {}", path_, name);
   }
@@ -161,8 +168,8 @@ class Binder {
  private:
   Status expect_shape(const RawTensor& t, const std::vector<int64_t>& want) {
     if (t.shape != want) {
-      return data_loss("{}: tensor {}: shape {}, the config needs {}", src_.path(), t.name, shape_string(t.shape),
-                       shape_string(want));
+      return data_loss("{}: tensor {}: shape {}, the config needs {}", src_.path(), t.name,
+                       shape_string(t.shape), shape_string(want));
     }
     return Status::ok_status();
   }
@@ -182,33 +189,38 @@ class Binder {
 };
 
 Status check_config(const ModelConfig& c, const std::string& path) {
-  if (c.hidden_size <= 0 || c.num_hidden_layers <= 0 || c.num_attention_heads <= 0 || c.vocab_size <= 0) {
-    return data_loss("{}: config: hidden_size, num_hidden_layers, num_attention_heads and vocab_size must be positive",
-                     path);
+  if (c.hidden_size <= 0 || c.num_hidden_layers <= 0 || c.num_attention_heads <= 0 ||
+      c.vocab_size <= 0) {
+    return data_loss(
+        "{}: config: hidden_size, num_hidden_layers, num_attention_heads and vocab_size must be "
+        "positive",
+        path);
   }
   if (!c.is_mla() && (c.head_dim <= 0 || c.head_dim % 2 != 0)) {
     return data_loss("{}: config: head_dim {} must be positive and even", path, c.head_dim);
   }
   if (c.is_mla() && (c.qk_rope_head_dim % 2 != 0 || c.qk_nope_head_dim <= 0 || c.v_head_dim <= 0)) {
-    return data_loss("{}: config: MLA head sizes (nope {}, rope {}, v {}) are not usable", path, c.qk_nope_head_dim,
-                     c.qk_rope_head_dim, c.v_head_dim);
+    return data_loss("{}: config: MLA head sizes (nope {}, rope {}, v {}) are not usable", path,
+                     c.qk_nope_head_dim, c.qk_rope_head_dim, c.v_head_dim);
   }
   return Status::ok_status();
 }
 
-Status bind_mla(Binder& b, const TensorSource& src, const ModelConfig& c, int64_t il, LayerWeights& L,
-                const GgufSource* gguf) {
+Status bind_mla(Binder& b, const TensorSource& src, const ModelConfig& c, int64_t il,
+                LayerWeights& L, const GgufSource* gguf) {
   const std::string p = fmt::format("model.layers.{}.self_attn.", il);
   const int64_t h = c.num_attention_heads, nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim;
   const int64_t v = c.v_head_dim, r = c.kv_lora_rank;
   if (c.q_lora_rank > 0) {
     SEEK_ASSIGN_OR_RETURN(L.wq_a, b.matrix(p + "q_a_proj.weight", c.q_lora_rank, c.hidden_size));
     SEEK_ASSIGN_OR_RETURN(L.q_a_norm, b.vector(p + "q_a_layernorm.weight", c.q_lora_rank));
-    SEEK_ASSIGN_OR_RETURN(L.wq_b, b.matrix(p + "q_b_proj.weight", h * (nope + rope), c.q_lora_rank));
+    SEEK_ASSIGN_OR_RETURN(L.wq_b,
+                          b.matrix(p + "q_b_proj.weight", h * (nope + rope), c.q_lora_rank));
   } else {
     SEEK_ASSIGN_OR_RETURN(L.wq_b, b.matrix(p + "q_proj.weight", h * (nope + rope), c.hidden_size));
   }
-  SEEK_ASSIGN_OR_RETURN(L.wkv_a, b.matrix(p + "kv_a_proj_with_mqa.weight", r + rope, c.hidden_size));
+  SEEK_ASSIGN_OR_RETURN(L.wkv_a,
+                        b.matrix(p + "kv_a_proj_with_mqa.weight", r + rope, c.hidden_size));
   SEEK_ASSIGN_OR_RETURN(L.kv_a_norm, b.vector(p + "kv_a_layernorm.weight", r));
   SEEK_ASSIGN_OR_RETURN(L.wo, b.matrix(p + "o_proj.weight", c.hidden_size, h * v));
   const std::string kb_name = fmt::format("blk.{}.attn_k_b.weight", il);
@@ -217,8 +229,10 @@ Status bind_mla(Binder& b, const TensorSource& src, const ModelConfig& c, int64_
     SEEK_ASSIGN_OR_RETURN(RawTensor kb, gguf->find_gguf(kb_name));
     SEEK_ASSIGN_OR_RETURN(RawTensor vb, gguf->find_gguf(fmt::format("blk.{}.attn_v_b.weight", il)));
     if (kb.shape != std::vector<int64_t>{h, r, nope} || vb.shape != std::vector<int64_t>{h, v, r}) {
-      return data_loss("{}: tensors {} / {}: shapes {} / {}, the config needs [{}, {}, {}] / [{}, {}, {}]", src.path(),
-                       kb.name, vb.name, shape_string(kb.shape), shape_string(vb.shape), h, r, nope, h, v, r);
+      return data_loss(
+          "{}: tensors {} / {}: shapes {} / {}, the config needs [{}, {}, {}] / [{}, {}, {}]",
+          src.path(), kb.name, vb.name, shape_string(kb.shape), shape_string(vb.shape), h, r, nope,
+          h, v, r);
     }
     const uint64_t kb_head = *dtype_bytes(kb.dtype, static_cast<uint64_t>(r * nope));
     const uint64_t vb_head = *dtype_bytes(vb.dtype, static_cast<uint64_t>(v * r));
@@ -235,7 +249,8 @@ Status bind_mla(Binder& b, const TensorSource& src, const ModelConfig& c, int64_
     return Status::ok_status();
   }
   // kv_b_proj [H*(nope+v), r]: head h's first nope rows are W_UK_h, the next v rows W_UV_h.
-  SEEK_ASSIGN_OR_RETURN(std::vector<float> kv_b, b.dense(p + "kv_b_proj.weight", h * (nope + v), r));
+  SEEK_ASSIGN_OR_RETURN(std::vector<float> kv_b,
+                        b.dense(p + "kv_b_proj.weight", h * (nope + v), r));
   for (int64_t hh = 0; hh < h; ++hh) {
     std::vector<float> uk_t(static_cast<size_t>(r * nope)), uv(static_cast<size_t>(v * r));
     const float* head = kv_b.data() + hh * (nope + v) * r;
@@ -250,7 +265,8 @@ Status bind_mla(Binder& b, const TensorSource& src, const ModelConfig& c, int64_
 
 Status bind_gqa(Binder& b, const ModelConfig& c, int64_t il, LayerWeights& L) {
   const std::string p = fmt::format("model.layers.{}.self_attn.", il);
-  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t q_dim = c.num_attention_heads * c.head_dim,
+                kv_dim = c.num_key_value_heads * c.head_dim;
   SEEK_ASSIGN_OR_RETURN(L.wq, b.matrix(p + "q_proj.weight", q_dim, c.hidden_size));
   SEEK_ASSIGN_OR_RETURN(L.wk, b.matrix(p + "k_proj.weight", kv_dim, c.hidden_size));
   SEEK_ASSIGN_OR_RETURN(L.wv, b.matrix(p + "v_proj.weight", kv_dim, c.hidden_size));
@@ -267,7 +283,8 @@ Status bind_all(const TensorSource& src, ModelWeights& w, const GgufSource* gguf
   const ModelConfig& c = w.config;
   SEEK_RETURN_IF_ERROR(check_config(c, src.path()));
   Binder b(src, w);
-  SEEK_ASSIGN_OR_RETURN(w.embed, b.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size));
+  SEEK_ASSIGN_OR_RETURN(w.embed,
+                        b.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size));
   SEEK_ASSIGN_OR_RETURN(w.final_norm, b.vector("model.norm.weight", c.hidden_size));
   if (c.tie_word_embeddings) {
     w.lm_head = w.embed;
@@ -279,7 +296,8 @@ Status bind_all(const TensorSource& src, ModelWeights& w, const GgufSource* gguf
     LayerWeights& L = w.layers[static_cast<size_t>(il)];
     const std::string p = fmt::format("model.layers.{}.", il);
     SEEK_ASSIGN_OR_RETURN(L.attn_norm, b.vector(p + "input_layernorm.weight", c.hidden_size));
-    SEEK_ASSIGN_OR_RETURN(L.ffn_norm, b.vector(p + "post_attention_layernorm.weight", c.hidden_size));
+    SEEK_ASSIGN_OR_RETURN(L.ffn_norm,
+                          b.vector(p + "post_attention_layernorm.weight", c.hidden_size));
     if (c.is_mla()) {
       SEEK_RETURN_IF_ERROR(bind_mla(b, src, c, il, L, gguf));
     } else {
@@ -287,13 +305,15 @@ Status bind_all(const TensorSource& src, ModelWeights& w, const GgufSource* gguf
     }
     if (c.layer_is_moe(il)) {
       L.is_moe = true;
-      SEEK_ASSIGN_OR_RETURN(L.router, b.vector(p + "mlp.gate.weight", c.n_routed_experts * c.hidden_size));
+      SEEK_ASSIGN_OR_RETURN(L.router,
+                            b.vector(p + "mlp.gate.weight", c.n_routed_experts * c.hidden_size));
       if (c.topk_method == "noaux_tc") {
-        SEEK_ASSIGN_OR_RETURN(L.router_bias, b.vector(p + "mlp.gate.e_score_correction_bias", c.n_routed_experts));
+        SEEK_ASSIGN_OR_RETURN(L.router_bias,
+                              b.vector(p + "mlp.gate.e_score_correction_bias", c.n_routed_experts));
       }
       for (int64_t e = 0; e < c.n_routed_experts; ++e) {
-        SEEK_ASSIGN_OR_RETURN(MlpWeights m,
-                              b.mlp(fmt::format("{}mlp.experts.{}", p, e), c.hidden_size, c.moe_intermediate_size));
+        SEEK_ASSIGN_OR_RETURN(MlpWeights m, b.mlp(fmt::format("{}mlp.experts.{}", p, e),
+                                                  c.hidden_size, c.moe_intermediate_size));
         L.experts.push_back(m);
       }
       if (c.n_shared_experts > 0) {

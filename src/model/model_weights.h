@@ -28,16 +28,16 @@ struct LayerWeights {
   std::vector<float> ffn_norm;   // [hidden]
 
   // GQA (Qwen2, Llama)
-  WeightView wq, wk, wv;  // [heads*head_dim | kv_heads*head_dim, hidden]
+  WeightView wq, wk, wv;          // [heads*head_dim | kv_heads*head_dim, hidden]
   std::vector<float> bq, bk, bv;  // empty when the architecture has no bias
   WeightView wo;                  // [hidden, heads*head_dim] (MLA: [hidden, heads*v_head_dim])
 
   // MLA (DeepSeek)
-  WeightView wq_a;                // [q_lora_rank, hidden] (absent when q_lora_rank == 0)
-  std::vector<float> q_a_norm;    // [q_lora_rank]
-  WeightView wq_b;                // [heads*(nope+rope), q_lora_rank] or q_proj [.., hidden]
-  WeightView wkv_a;               // [kv_lora_rank + rope, hidden]
-  std::vector<float> kv_a_norm;   // [kv_lora_rank]
+  WeightView wq_a;                 // [q_lora_rank, hidden] (absent when q_lora_rank == 0)
+  std::vector<float> q_a_norm;     // [q_lora_rank]
+  WeightView wq_b;                 // [heads*(nope+rope), q_lora_rank] or q_proj [.., hidden]
+  WeightView wkv_a;                // [kv_lora_rank + rope, hidden]
+  std::vector<float> kv_a_norm;    // [kv_lora_rank]
   std::vector<WeightView> w_uk_t;  // per head [kv_lora_rank, nope]: W_UKᵀ
   std::vector<WeightView> w_uv;    // per head [v_head_dim, kv_lora_rank]
 
@@ -59,7 +59,7 @@ struct ModelWeights {
   std::vector<float> final_norm;
   WeightView lm_head;  // [vocab, hidden] (tied: = embed)
   std::vector<LayerWeights> layers;
-  Rope rope;  // MLA: over qk_rope_head_dim; GQA: over head_dim
+  Rope rope;                  // MLA: over qk_rope_head_dim; GQA: over head_dim
   uint64_t mapped_bytes = 0;  // bytes of the model files
 
   // Keeps the mappings and owned buffers alive.

@@ -20,7 +20,8 @@ double mla_softmax_scale(const ModelConfig& c) {
   return scale;
 }
 
-Rope::Rope(const ModelConfig& c, int64_t dim, RopePairing pairing, std::span<const float> freq_factors)
+Rope::Rope(const ModelConfig& c, int64_t dim, RopePairing pairing,
+           std::span<const float> freq_factors)
     : dim_(dim), pairing_(pairing) {
   const double base = c.rope_theta;
   const double d = static_cast<double>(dim);
@@ -29,12 +30,14 @@ Rope::Rope(const ModelConfig& c, int64_t dim, RopePairing pairing, std::span<con
     inv_freq_[static_cast<size_t>(i)] = std::pow(base, -2.0 * static_cast<double>(i) / d);
   }
   if (!freq_factors.empty()) {
-    for (size_t i = 0; i < inv_freq_.size() && i < freq_factors.size(); ++i) inv_freq_[i] /= freq_factors[i];
+    for (size_t i = 0; i < inv_freq_.size() && i < freq_factors.size(); ++i)
+      inv_freq_[i] /= freq_factors[i];
     return;
   }
   const RopeScaling& s = c.rope_scaling;
   switch (s.type) {
-    case RopeScaling::Type::kNone: break;
+    case RopeScaling::Type::kNone:
+      break;
     case RopeScaling::Type::kLinear:
       for (double& f : inv_freq_) f /= s.factor;
       break;
@@ -51,7 +54,8 @@ Rope::Rope(const ModelConfig& c, int64_t dim, RopePairing pairing, std::span<con
         inv_freq_[i] = inv_freq_[i] * ((1.0 - ramp) + ramp / s.factor);
       }
       const double mscale_all_dim = s.mscale_all_dim;
-      attention_factor_ = yarn_get_mscale(s.factor, s.mscale) / yarn_get_mscale(s.factor, mscale_all_dim);
+      attention_factor_ =
+          yarn_get_mscale(s.factor, s.mscale) / yarn_get_mscale(s.factor, mscale_all_dim);
       break;
     }
     case RopeScaling::Type::kLlama3: {
@@ -63,7 +67,8 @@ Rope::Rope(const ModelConfig& c, int64_t dim, RopePairing pairing, std::span<con
         if (wavelen > low_wavelen) {
           f /= s.factor;
         } else if (wavelen >= high_wavelen) {
-          const double smooth = (l / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+          const double smooth =
+              (l / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
           f = (1.0 - smooth) * f / s.factor + smooth * f;
         }
       }

@@ -16,10 +16,14 @@ namespace seekserve {
 namespace {
 
 void add_session_options(CLI::App* sub, SessionOptions& o) {
-  sub->add_option("-m,--model", o.model, "HF model folder or .gguf file (default: the demo model, tiny-v3)");
-  sub->add_option("-t,--threads", o.threads, "Worker threads (0 = physical cores)")->capture_default_str();
-  sub->add_option("--ctx", o.ctx, "Context length (tokens) the KV cache holds")->capture_default_str();
-  sub->add_option("--kv-dtype", o.kv_dtype, "KV cache type: f32, bf16 or fp8")->capture_default_str();
+  sub->add_option("-m,--model", o.model,
+                  "HF model folder or .gguf file (default: the demo model, tiny-v3)");
+  sub->add_option("-t,--threads", o.threads, "Worker threads (0 = physical cores)")
+      ->capture_default_str();
+  sub->add_option("--ctx", o.ctx, "Context length (tokens) the KV cache holds")
+      ->capture_default_str();
+  sub->add_option("--kv-dtype", o.kv_dtype, "KV cache type: f32, bf16 or fp8")
+      ->capture_default_str();
 }
 
 Result<std::unique_ptr<Session>> open_session(SessionOptions o) {
@@ -30,22 +34,28 @@ Result<std::unique_ptr<Session>> open_session(SessionOptions o) {
 }
 
 // The prompt as a user message in the model's chat template.
-Result<std::string> chat_prompt(const Session& s, const std::string& text, const std::string& template_name) {
+Result<std::string> chat_prompt(const Session& s, const std::string& text,
+                                const std::string& template_name) {
   ChatTemplateKind kind;
   if (!template_name.empty()) {
     SEEK_ASSIGN_OR_RETURN(kind, chat_template_from_name(template_name));
   } else {
     const auto& shipped = s.tokenizer().chat_template();
-    std::optional<ChatTemplateKind> detected = shipped ? detect_chat_template(*shipped) : std::nullopt;
+    std::optional<ChatTemplateKind> detected =
+        shipped ? detect_chat_template(*shipped) : std::nullopt;
     if (!detected) {
-      return invalid_argument("--chat: the model's chat template is not one seekserve has built in; name one with "
-                              "--chat-template (deepseek-v3, deepseek-r1, chatml, llama3, llama3.1)");
+      return invalid_argument(
+          "--chat: the model's chat template is not one seekserve has built in; name one with "
+          "--chat-template (deepseek-v3, deepseek-r1, chatml, llama3, llama3.1)");
     }
     kind = *detected;
   }
-  const std::string bos = s.tokenizer().bos_id() >= 0 ? std::string(s.tokenizer().token_text(s.tokenizer().bos_id()))
-                                                      : std::string(default_bos_token(kind));
-  const std::string eos = s.tokenizer().eos_id() >= 0 ? std::string(s.tokenizer().token_text(s.tokenizer().eos_id())) : "";
+  const std::string bos = s.tokenizer().bos_id() >= 0
+                              ? std::string(s.tokenizer().token_text(s.tokenizer().bos_id()))
+                              : std::string(default_bos_token(kind));
+  const std::string eos = s.tokenizer().eos_id() >= 0
+                              ? std::string(s.tokenizer().token_text(s.tokenizer().eos_id()))
+                              : "";
   return render_chat(kind, {ChatMessage{ChatRole::kUser, text, {}, std::nullopt}}, true, bos, eos);
 }
 
@@ -70,8 +80,8 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& text) {
   return ids;
 }
 
-Status run_generate(const SessionOptions& so, const std::string& prompt, bool chat, const std::string& tmpl,
-                    int64_t n, const SamplingParams& params) {
+Status run_generate(const SessionOptions& so, const std::string& prompt, bool chat,
+                    const std::string& tmpl, int64_t n, const SamplingParams& params) {
   SEEK_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, open_session(so));
   std::vector<int32_t> ids;
   if (chat) {
@@ -80,15 +90,19 @@ Status run_generate(const SessionOptions& so, const std::string& prompt, bool ch
   } else {
     ids = s->tokenizer().encode(prompt, /*add_special=*/true);
   }
-  SEEK_ASSIGN_OR_RETURN(Session::GenerateStats st, s->generate(ids, n, params, [](std::string_view text) {
+  SEEK_ASSIGN_OR_RETURN(Session::GenerateStats st,
+                        s->generate(ids, n, params, [](std::string_view text) {
                           std::fwrite(text.data(), 1, text.size(), stdout);
                           std::fflush(stdout);
                         }));
   std::fputs("\n", stdout);
-  std::fprintf(stderr, "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s | finish: %s\n",
-               static_cast<long long>(st.prompt_tokens), st.prompt_tokens / std::max(st.prompt_seconds, 1e-9),
-               static_cast<long long>(st.generated_tokens),
-               st.generated_tokens / std::max(st.generate_seconds, 1e-9), st.finish_reason.c_str());
+  std::fprintf(
+      stderr,
+      "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s | finish: %s\n",
+      static_cast<long long>(st.prompt_tokens),
+      st.prompt_tokens / std::max(st.prompt_seconds, 1e-9),
+      static_cast<long long>(st.generated_tokens),
+      st.generated_tokens / std::max(st.generate_seconds, 1e-9), st.finish_reason.c_str());
   return Status::ok_status();
 }
 
@@ -105,7 +119,8 @@ double sum_nll(const std::vector<float>& logits, std::span<const int32_t> tokens
   return nll;
 }
 
-Status run_perplexity(const SessionOptions& so, const std::string& file, const std::string& base_model) {
+Status run_perplexity(const SessionOptions& so, const std::string& file,
+                      const std::string& base_model) {
   SEEK_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, open_session(so));
   std::unique_ptr<Session> base;
   if (!base_model.empty()) {
@@ -113,7 +128,8 @@ Status run_perplexity(const SessionOptions& so, const std::string& file, const s
     bo.model = base_model;
     SEEK_ASSIGN_OR_RETURN(base, Session::open(bo));
     if (base->model().n_vocab() != s->model().n_vocab()) {
-      return invalid_argument("--kl-base: vocabularies differ ({} vs {})", base->model().n_vocab(), s->model().n_vocab());
+      return invalid_argument("--kl-base: vocabularies differ ({} vs {})", base->model().n_vocab(),
+                              s->model().n_vocab());
     }
   }
   SEEK_ASSIGN_OR_RETURN(std::string text, read_text_file(file));
@@ -150,10 +166,12 @@ Status run_perplexity(const SessionOptions& so, const std::string& file, const s
     }
     scored += static_cast<int64_t>(len) - 1;
   }
-  std::printf("tokens scored: %lld\nperplexity: %.4f\n", static_cast<long long>(scored), std::exp(nll / scored));
+  std::printf("tokens scored: %lld\nperplexity: %.4f\n", static_cast<long long>(scored),
+              std::exp(nll / scored));
   if (base) {
     const int64_t positions = static_cast<int64_t>(ids.size());
-    std::printf("mean KL divergence vs base: %.6f\ntop-1 agreement vs base: %.2f%%\n", kl / positions,
+    std::printf("mean KL divergence vs base: %.6f\ntop-1 agreement vs base: %.2f%%\n",
+                kl / positions,
                 100.0 * static_cast<double>(agree) / static_cast<double>(positions));
   }
   return Status::ok_status();
@@ -174,22 +192,27 @@ void add_generate_command(CLI::App& app, CommandContext& ctx) {
   CLI::App* sub = app.add_subcommand("generate", "Generate text from a prompt, streaming it");
   add_session_options(sub, o->session);
   sub->add_option("-p,--prompt", o->prompt, "Prompt text")->required();
-  sub->add_flag("--chat", o->chat, "Wrap the prompt as a user message in the model's chat template");
+  sub->add_flag("--chat", o->chat,
+                "Wrap the prompt as a user message in the model's chat template");
   sub->add_option("--chat-template", o->chat_template, "Override the chat template by name");
   sub->add_option("-n,--max-tokens", o->n, "Tokens to generate at most")->capture_default_str();
-  sub->add_option("--temp", o->sampling.temperature, "Temperature (0 = greedy)")->capture_default_str();
+  sub->add_option("--temp", o->sampling.temperature, "Temperature (0 = greedy)")
+      ->capture_default_str();
   sub->add_option("--top-k", o->sampling.top_k, "Top-k (0 = off)")->capture_default_str();
   sub->add_option("--top-p", o->sampling.top_p, "Top-p")->capture_default_str();
   sub->add_option("--min-p", o->sampling.min_p, "Min-p")->capture_default_str();
-  sub->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Repetition penalty")->capture_default_str();
-  sub->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")->capture_default_str();
-  sub->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")->capture_default_str();
+  sub->add_option("--repeat-penalty", o->sampling.repetition_penalty, "Repetition penalty")
+      ->capture_default_str();
+  sub->add_option("--presence-penalty", o->sampling.presence_penalty, "Presence penalty")
+      ->capture_default_str();
+  sub->add_option("--frequency-penalty", o->sampling.frequency_penalty, "Frequency penalty")
+      ->capture_default_str();
   sub->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
   sub->add_option("--stop", o->sampling.stop, "Stop string (repeatable)");
   sub->add_flag("--ignore-eos", o->sampling.ignore_eos, "Keep generating past EOS");
   sub->callback([o, &ctx] {
-    ctx.exit_code =
-        exit_code_for(run_generate(o->session, o->prompt, o->chat, o->chat_template, o->n, o->sampling));
+    ctx.exit_code = exit_code_for(
+        run_generate(o->session, o->prompt, o->chat, o->chat_template, o->n, o->sampling));
   });
 }
 
@@ -199,9 +222,11 @@ void add_logits_command(CLI::App& app, CommandContext& ctx) {
     std::string prompt, tokens, out;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand("logits", "Write the float32 logits of every prompt position as .npy");
+  CLI::App* sub =
+      app.add_subcommand("logits", "Write the float32 logits of every prompt position as .npy");
   add_session_options(sub, o->session);
-  auto* p = sub->add_option("--prompt", o->prompt, "Prompt text (tokenized with BOS as the model adds it)");
+  auto* p = sub->add_option("--prompt", o->prompt,
+                            "Prompt text (tokenized with BOS as the model adds it)");
   auto* t = sub->add_option("--tokens", o->tokens, "Comma-separated token ids");
   p->excludes(t);
   sub->add_option("--out", o->out, "Output .npy file: [n_tokens, n_vocab] float32")->required();
@@ -217,7 +242,8 @@ void add_logits_command(CLI::App& app, CommandContext& ctx) {
         return invalid_argument("give --prompt or --tokens");
       }
       SEEK_ASSIGN_OR_RETURN(std::vector<float> logits, s->prompt_logits(ids));
-      return write_npy_f32(o->out, logits, {static_cast<int64_t>(ids.size()), s->model().n_vocab()});
+      return write_npy_f32(o->out, logits,
+                           {static_cast<int64_t>(ids.size()), s->model().n_vocab()});
     };
     ctx.exit_code = exit_code_for(run());
   });
@@ -230,11 +256,15 @@ void add_perplexity_command(CLI::App& app, CommandContext& ctx) {
   };
   auto o = std::make_shared<Opts>();
   o->session.ctx = 512;
-  CLI::App* sub = app.add_subcommand("perplexity", "Perplexity of a text, and KL divergence against a base model");
+  CLI::App* sub = app.add_subcommand(
+      "perplexity", "Perplexity of a text, and KL divergence against a base model");
   add_session_options(sub, o->session);
   sub->add_option("-f,--file", o->file, "Text file")->required();
-  sub->add_option("--kl-base", o->kl_base, "Base model: report mean KL divergence and top-1 agreement against it");
-  sub->callback([o, &ctx] { ctx.exit_code = exit_code_for(run_perplexity(o->session, o->file, o->kl_base)); });
+  sub->add_option("--kl-base", o->kl_base,
+                  "Base model: report mean KL divergence and top-1 agreement against it");
+  sub->callback([o, &ctx] {
+    ctx.exit_code = exit_code_for(run_perplexity(o->session, o->file, o->kl_base));
+  });
 }
 
 }  // namespace seekserve

@@ -8,7 +8,8 @@
 
 namespace seekserve {
 
-Status write_npy_f32(const std::string& path, std::span<const float> data, const std::vector<int64_t>& shape) {
+Status write_npy_f32(const std::string& path, std::span<const float> data,
+                     const std::vector<int64_t>& shape) {
   std::string dims;
   int64_t n = 1;
   for (int64_t d : shape) {
@@ -19,7 +20,8 @@ Status write_npy_f32(const std::string& path, std::span<const float> data, const
   if (n != static_cast<int64_t>(data.size())) {
     return internal_error("npy: shape holds {} values, data {}", n, data.size());
   }
-  std::string header = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}", dims);
+  std::string header =
+      fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}", dims);
   // Magic (6) + version (2) + header length (2) + header + newline, padded to 64 bytes.
   const size_t unpadded = 10 + header.size() + 1;
   header.append((64 - unpadded % 64) % 64, ' ');

@@ -11,6 +11,7 @@
 namespace seekserve {
 
 // Writes data (row-major, shape given) as '<f4' C-order .npy.
-Status write_npy_f32(const std::string& path, std::span<const float> data, const std::vector<int64_t>& shape);
+Status write_npy_f32(const std::string& path, std::span<const float> data,
+                     const std::vector<int64_t>& shape);
 
 }  // namespace seekserve

@@ -81,7 +81,8 @@ TEST_P(ModelTest, BatchedGreedyEqualsAlone) {
     for (int s = 0; s < kSeqs; ++s) {
       last[s] = argmax(logits.data() + static_cast<size_t>(s) * model.n_vocab());
       batched[s].push_back(last[s]);
-      batch.push_back({{&last[s], 1}, static_cast<int64_t>(prompts[s].size()) + step, tables[s], false});
+      batch.push_back(
+          {{&last[s], 1}, static_cast<int64_t>(prompts[s].size()) + step, tables[s], false});
     }
     ASSERT_TRUE(model.forward(batch, *cache, logits).ok());
   }
@@ -115,7 +116,8 @@ INSTANTIATE_TEST_SUITE_P(TinyPresets, ModelTest,
                          });
 
 TEST(Routing, V3BiasSelectsButDoesNotWeigh) {
-  ModelConfig c = find_model_preset("tiny-v3")->config;  // 16 experts, 4 groups of 4, top-2 groups, top-4
+  ModelConfig c =
+      find_model_preset("tiny-v3")->config;  // 16 experts, 4 groups of 4, top-2 groups, top-4
   std::vector<float> logits(16, -4.0f), bias(16, 0.0f);
   // Group 0 holds the best single expert but group 1 has the best pair (sum of top 2).
   logits[0] = 3.0f;
@@ -150,7 +152,8 @@ TEST(Routing, V3BiasSelectsButDoesNotWeigh) {
 }
 
 TEST(Routing, V2GreedySoftmaxWithoutRenormalisation) {
-  ModelConfig c = find_model_preset("tiny-v2-lite")->config;  // 8 experts, top-3, no renormalisation
+  ModelConfig c =
+      find_model_preset("tiny-v2-lite")->config;  // 8 experts, top-3, no renormalisation
   std::vector<float> logits = {0, 1, 2, 3, 4, 5, 6, 7};
   auto chosen = route_token(c, logits.data(), nullptr);
   ASSERT_EQ(chosen.size(), 3u);
