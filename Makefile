@@ -15,13 +15,15 @@ build: setup
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Until the server exists: make the demo model and show what seekserve sees in it.
+# Until the server lands: the demo model through inspect, tokenize, chat template and generate.
 run: build
 	@scripts/run-demo.sh $(BUILD_DIR)/seekserve
 
+# Fuzzing first, so that ctest's summary ("100% tests passed, 0 tests failed out of N") closes
+# the output.
 test: build format-check
-	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 	@scripts/fuzz.sh 30
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 unit: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)

@@ -28,3 +28,6 @@ echo
 echo "== seekserve chat-template --template deepseek-r1 --add-generation-prompt (one system + one user message)"
 "$bin" chat-template --template deepseek-r1 --messages-json "$messages" --add-generation-prompt
 echo
+echo "== seekserve generate -m $model --chat -p \"$prompt\" -n 32 --temp 0.7 --seed 1"
+echo "   (random weights: the text is noise; the point is the pipeline and its speed)"
+"$bin" generate -m "$model" --chat -p "$prompt" -n 32 --temp 0.7 --seed 1
