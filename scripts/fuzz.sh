@@ -10,9 +10,14 @@ shopt -s nullglob
 targets=(fuzz/*_fuzz.cpp)
 ((${#targets[@]})) || exit 0
 
-cmake -S . -B "$build" -G Ninja -DSEEKSERVE_FUZZ=ON -DSEEKSERVE_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
-cmake --build "$build" -j "$(nproc)" >/dev/null
+mkdir -p "$build"
+if ! { cmake -S . -B "$build" -G Ninja -DSEEKSERVE_FUZZ=ON -DSEEKSERVE_TESTS=OFF \
+         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 &&
+       cmake --build "$build" -j "$(nproc)"; } >"$build/build.log" 2>&1; then
+  echo "fuzz: building the fuzz targets FAILED (log: $build/build.log)"
+  grep -E "error|FAILED" "$build/build.log" | head -n 20
+  exit 1
+fi
 
 for src in "${targets[@]}"; do
   name=$(basename "$src" .cpp)

@@ -38,7 +38,9 @@ Result<std::string> chat_prompt(const Session& s, const std::string& text,
                                 const std::string& template_name) {
   ChatTemplateKind kind;
   if (!template_name.empty()) {
-    SEEK_ASSIGN_OR_RETURN(kind, chat_template_from_name(template_name));
+    auto named = chat_template_from_name(template_name);
+    if (!named.ok()) return named.status().with_context("--chat-template");
+    kind = *named;
   } else {
     const auto& shipped = s.tokenizer().chat_template();
     std::optional<ChatTemplateKind> detected =
@@ -96,6 +98,7 @@ Status run_generate(const SessionOptions& so, const std::string& prompt, bool ch
                           std::fflush(stdout);
                         }));
   std::fputs("\n", stdout);
+  std::fflush(stdout);  // the text, then the figures on stderr, in that order
   std::fprintf(
       stderr,
       "prompt: %lld tokens, %.1f tok/s | generation: %lld tokens, %.1f tok/s | finish: %s\n",
