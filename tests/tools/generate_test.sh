@@ -33,6 +33,18 @@ a = np.load('$tmp/l.npy')
 assert a.dtype == np.float32 and a.shape == (3, 129280), (a.dtype, a.shape)
 assert np.isfinite(a).all()
 "
+# A BF16 or FP8 KV cache changes the logits a little, not a lot.
+"$bin" logits -m "$tmp/m" --prompt "Hello world, this is a longer prompt" --out "$tmp/f32.npy"
+"$bin" logits -m "$tmp/m" --prompt "Hello world, this is a longer prompt" --kv-dtype bf16 --out "$tmp/bf16.npy"
+"$bin" logits -m "$tmp/m" --prompt "Hello world, this is a longer prompt" --kv-dtype fp8 --out "$tmp/fp8.npy"
+/usr/bin/python3 -c "
+import numpy as np
+a, b, c = (np.load('$tmp/' + n + '.npy') for n in ('f32', 'bf16', 'fp8'))
+rb = np.abs(a - b).max() / np.abs(a).max()
+rc = np.abs(a - c).max() / np.abs(a).max()
+print(f'kv bf16 rel {rb:.2e}, fp8 rel {rc:.2e}')
+assert 0 < rb < 2e-2 and 0 < rc < 1.5e-1, (rb, rc)
+"
 # perplexity, and against itself: KL 0, agreement 100%.
 /usr/bin/python3 -c "print(' '.join(['the quick brown fox jumps over the lazy dog'] * 12))" > "$tmp/text.txt"
 "$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --kl-base "$tmp/m" --ctx 64 > "$tmp/ppl"
