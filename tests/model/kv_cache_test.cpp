@@ -11,8 +11,8 @@ TEST(KvCache, MlaCachesOnlyTheLatentAndTheRopeKey) {
   const ModelConfig v3 = find_model_preset("deepseek-v3")->config;
   auto kv = KvCache::create(v3, 1, 1, DType::kBF16);
   ASSERT_TRUE(kv.ok()) << kv.status().message();
-  EXPECT_EQ(kv->width(), 576);                           // 512 latent + 64 rope, all heads together
-  EXPECT_EQ(kv->bytes_per_token(), 61u * 576u * 2u);     // not 61 x 128 heads x (192 + 128)
+  EXPECT_EQ(kv->width(), 576);                        // 512 latent + 64 rope, all heads together
+  EXPECT_EQ(kv->bytes_per_token(), 61u * 576u * 2u);  // not 61 x 128 heads x (192 + 128)
   const ModelConfig qwen = find_model_preset("r1-distill-qwen-7b")->config;
   auto gqa = KvCache::create(qwen, 1, 1, DType::kF32);
   ASSERT_TRUE(gqa.ok());
@@ -27,11 +27,14 @@ TEST(KvCache, SlotsRoundTripInEveryStorageType) {
     const std::vector<int32_t> table = {2, 0};  // positions 0..15 in block 2, 16..31 in block 0
     std::vector<float> in(static_cast<size_t>(kv->width())), out(in.size());
     for (int64_t pos : {0, 15, 16, 31}) {
-      for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(pos) * 0.25f - static_cast<float>(i) * 0.5f;
+      for (size_t i = 0; i < in.size(); ++i)
+        in[i] = static_cast<float>(pos) * 0.25f - static_cast<float>(i) * 0.5f;
       kv->write(1, table, pos, in.data());
       kv->read(1, table, pos, 0, kv->width(), out.data());
       for (size_t i = 0; i < in.size(); ++i) {
-        const float tol = dt == DType::kF32 ? 0.0f : dt == DType::kBF16 ? std::abs(in[i]) / 128 : std::abs(in[i]) / 8;
+        const float tol = dt == DType::kF32    ? 0.0f
+                          : dt == DType::kBF16 ? std::abs(in[i]) / 128
+                                               : std::abs(in[i]) / 8;
         ASSERT_NEAR(out[i], in[i], tol) << dtype_name(dt) << " pos " << pos << " [" << i << "]";
       }
       // A partial read starts at the requested column.
