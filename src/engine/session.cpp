@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "engine/text_output.h"
+
 namespace seekserve {
 namespace {
 constexpr int64_t kBlockSize = 16;
@@ -68,16 +70,12 @@ Result<Session::GenerateStats> Session::generate(
   }
   const std::vector<int32_t> blocks = table(total);
   Sampler sampler(params, valid_token_mask());
-  StreamDecoder decoder(*tokenizer_, /*skip_special=*/true);
+  TextOutput text(*tokenizer_, params.stop);
   GenerateStats stats;
   stats.prompt_tokens = static_cast<int64_t>(prompt.size());
   stats.finish_reason = "length";
   std::vector<int32_t> output;
   std::vector<float> logits;
-  std::string pending;  // decoded text held back while it may be the start of a stop string
-  bool stop_string_hit = false;
-  size_t hold = 0;
-  for (const std::string& s : params.stop) hold = std::max(hold, s.size() - 1);
 
   auto t0 = std::chrono::steady_clock::now();
   SequenceInput in{prompt, 0, blocks, false};
@@ -92,25 +90,11 @@ Result<Session::GenerateStats> Session::generate(
       stats.finish_reason = "stop";
       break;
     }
-    pending += decoder.push(next);
-    for (const std::string& s : params.stop) {
-      if (size_t at = pending.find(s); at != std::string::npos) {
-        pending.resize(at);
-        stop_string_hit = true;
-      }
-    }
-    if (stop_string_hit) {
+    const std::string chunk = text.push(next);
+    if (!chunk.empty()) on_text(chunk);
+    if (text.stopped()) {
       stats.finish_reason = "stop";
       break;
-    }
-    if (pending.size() > hold) {
-      // Emit all but the tail that could still begin a stop string (at a UTF-8 boundary).
-      size_t cut = pending.size() - hold;
-      while (cut > 0 && cut < pending.size() &&
-             (static_cast<unsigned char>(pending[cut]) & 0xC0) == 0x80)
-        --cut;
-      on_text(std::string_view(pending).substr(0, cut));
-      pending.erase(0, cut);
     }
     if (static_cast<int64_t>(output.size()) == max_tokens) break;
     const int32_t tok = next;
@@ -118,8 +102,7 @@ Result<Session::GenerateStats> Session::generate(
         {&tok, 1}, stats.prompt_tokens + static_cast<int64_t>(output.size()) - 1, blocks, false};
     SEEK_RETURN_IF_ERROR(model_->forward({&step, 1}, *cache_, logits));
   }
-  if (!stop_string_hit) pending += decoder.flush();
-  if (!pending.empty()) on_text(pending);
+  if (const std::string rest = text.finish(); !rest.empty()) on_text(rest);
   stats.generated_tokens = static_cast<int64_t>(output.size());
   stats.generate_seconds = seconds_since(t0);
   return stats;

@@ -31,5 +31,7 @@ void add_make_model_command(CLI::App& app, CommandContext& ctx);
 void add_generate_command(CLI::App& app, CommandContext& ctx);
 void add_logits_command(CLI::App& app, CommandContext& ctx);
 void add_perplexity_command(CLI::App& app, CommandContext& ctx);
+// serve: the OpenAI-compatible HTTP server (src/tools/serve.cpp).
+void add_serve_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve

@@ -1,0 +1,529 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "engine/block_manager.h"
+#include "engine/text_output.h"
+
+namespace seekserve {
+
+namespace {
+double seconds_between(EngineClock::time_point a, EngineClock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+constexpr int64_t kMinPrefillChunk = 16;
+constexpr int64_t kFirstPrefillChunk = 256;  // before any step was measured
+}  // namespace
+
+struct Engine::Sequence {
+  uint64_t id = 0;
+  uint64_t arrival = 0;
+  GenerationRequest request;
+  std::shared_ptr<RequestChannel> channel;
+  std::vector<int32_t> tokens;  // prompt, then generated ids
+  int64_t n_prompt = 0;
+  int64_t n_computed = 0;
+  std::vector<int32_t> blocks;
+  std::vector<uint64_t> block_hashes;  // chain hashes of the leading registered full blocks
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<TextOutput> text;
+  EngineClock::time_point submitted;
+  bool started = false;       // has been scheduled once
+  bool counted_queue = true;  // still holds an admission slot
+  int64_t cached_tokens = 0;
+
+  int64_t n_generated() const { return static_cast<int64_t>(tokens.size()) - n_prompt; }
+};
+
+struct Engine::Inbox {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<Sequence>> requests;
+  std::vector<uint64_t> cancels;
+  bool stop = false;
+};
+
+Result<std::unique_ptr<Engine>> Engine::start(std::unique_ptr<Model> model,
+                                              const Tokenizer& tokenizer, EngineOptions options) {
+  if (options.n_blocks <= 0) return invalid_argument("KV cache: {} blocks", options.n_blocks);
+  if (options.block_size <= 0 || options.block_size > 1024)
+    return invalid_argument("--block-size: {} is not in 1..1024", options.block_size);
+  if (options.max_num_seqs <= 0) return invalid_argument("--max-num-seqs must be positive");
+  if (options.max_num_batched_tokens <= 0)
+    return invalid_argument("--max-num-batched-tokens must be positive");
+  if (options.max_step_ms <= 0) return invalid_argument("--max-step-ms must be positive");
+  if (options.max_queue < 0) return invalid_argument("--max-queue must be >= 0");
+  SEEK_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(model->config(), options.n_blocks,
+                                                       options.block_size, options.kv_dtype));
+  std::unique_ptr<Engine> e(new Engine(std::move(model), tokenizer, options, std::move(cache)));
+  e->thread_ = std::thread([p = e.get()] { p->loop(); });
+  return e;
+}
+
+Engine::Engine(std::unique_ptr<Model> model, const Tokenizer& tokenizer, EngineOptions options,
+               KvCache cache)
+    : model_(std::move(model)),
+      tokenizer_(tokenizer),
+      options_(options),
+      cache_(std::make_unique<KvCache>(std::move(cache))),
+      blocks_(std::make_unique<BlockManager>(options.n_blocks, options.block_size,
+                                             options.prefix_cache)),
+      inbox_(std::make_unique<Inbox>()) {
+  valid_ids_.assign(static_cast<size_t>(model_->n_vocab()), false);
+  for (int64_t id = 0; id < model_->n_vocab(); ++id)
+    valid_ids_[static_cast<size_t>(id)] = tokenizer_.is_real_token(id);
+  max_model_len_ = options.n_blocks * options.block_size;
+  if (model_->config().max_position_embeddings > 0)
+    max_model_len_ = std::min(max_model_len_, model_->config().max_position_embeddings);
+  busy_clock_ = EngineClock::now();
+  heartbeat();
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mutex);
+    inbox_->stop = true;
+  }
+  inbox_->cv.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
+  const int64_t n = static_cast<int64_t>(r.prompt.size());
+  if (n == 0) return invalid_argument("the prompt has no tokens");
+  for (int32_t id : r.prompt) {
+    if (id < 0 || id >= model_->n_vocab())
+      return invalid_argument("token id {} is outside the vocabulary [0, {})", id,
+                              model_->n_vocab());
+  }
+  if (r.max_tokens < 1) return invalid_argument("max_tokens must be at least 1");
+  if (n + r.max_tokens > max_model_len_) {
+    return invalid_argument(
+        "this model's maximum context length is {} tokens; the prompt has {} and {} more were "
+        "asked for",
+        max_model_len_, n, r.max_tokens);
+  }
+  SEEK_RETURN_IF_ERROR(r.sampling.validate());
+  // Admission: a bounded queue. Compare-and-add under the inbox lock so two submitters cannot
+  // both take the last slot.
+  auto s = std::make_unique<Sequence>();
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mutex);
+    if (inbox_->stop) return Status(StatusCode::kResourceExhausted, "the engine is stopping");
+    if (queued_requests_.load() >= options_.max_queue) {
+      return Status(
+          StatusCode::kResourceExhausted,
+          fmt::format("the server is at capacity ({} requests waiting)", queued_requests_.load()));
+    }
+    if (options_.max_queue_tokens > 0 && queued_requests_.load() > 0 &&
+        queued_tokens_.load() + n > options_.max_queue_tokens) {
+      return Status(StatusCode::kResourceExhausted,
+                    fmt::format("the server is at capacity ({} prompt tokens waiting)",
+                                queued_tokens_.load()));
+    }
+    queued_requests_ += 1;
+    queued_tokens_ += n;
+    s->id = next_id_++;
+    s->arrival = s->id;
+  }
+  s->channel = std::make_shared<RequestChannel>(s->id);
+  s->tokens = r.prompt;
+  s->n_prompt = n;
+  s->submitted = EngineClock::now();
+  s->sampler = std::make_unique<Sampler>(r.sampling, valid_ids_);
+  s->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
+  s->request = std::move(r);
+  std::shared_ptr<RequestChannel> channel = s->channel;
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mutex);
+    inbox_->requests.push_back(std::move(s));
+  }
+  inbox_->cv.notify_one();
+  return channel;
+}
+
+void Engine::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mutex);
+    inbox_->cancels.push_back(id);
+  }
+  inbox_->cv.notify_one();
+}
+
+EngineStats Engine::stats() const {
+  EngineStats st;
+  st.running = counters_.running.load();
+  st.waiting = counters_.waiting.load();
+  st.kv_blocks_in_use = counters_.kv_in_use.load();
+  st.kv_blocks = options_.n_blocks;
+  st.busy_ratio = counters_.busy_ratio.load();
+  st.steps = counters_.steps.load();
+  st.preemptions = counters_.preemptions.load();
+  st.prompt_tokens = counters_.prompt_tokens.load();
+  st.generation_tokens = counters_.generation_tokens.load();
+  st.prefix_cache_queries = counters_.prefix_queries.load();
+  st.prefix_cache_hits = counters_.prefix_hits.load();
+  const int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(EngineClock::now().time_since_epoch())
+          .count();
+  st.seconds_since_heartbeat = static_cast<double>(now_ns - counters_.heartbeat_ns.load()) * 1e-9;
+  st.prefill_tokens_per_ms = counters_.tokens_per_ms.load();
+  return st;
+}
+
+int Engine::retry_after_seconds() const {
+  const auto now = EngineClock::now();
+  double rate = 0;  // completions per second over the last 30 s
+  {
+    std::lock_guard<std::mutex> lock(finished_mutex_);
+    int64_t n = 0;
+    for (auto t : finished_times_)
+      if (seconds_between(t, now) <= 30) ++n;
+    if (n > 0 && !finished_times_.empty())
+      rate = static_cast<double>(n) / std::max(1.0, seconds_between(finished_times_.front(), now));
+  }
+  const double ahead = static_cast<double>(queued_requests_.load() + 1);
+  const double wait = rate > 0 ? ahead / rate : 1.0;
+  return static_cast<int>(std::clamp(std::ceil(wait), 1.0, 60.0));
+}
+
+void Engine::heartbeat() {
+  counters_.heartbeat_ns.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(EngineClock::now().time_since_epoch())
+          .count());
+}
+
+void Engine::loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(inbox_->mutex);
+      if (inbox_->stop) break;
+      if (running_.empty() && waiting_.empty()) {
+        inbox_->cv.wait_for(lock, std::chrono::milliseconds(200), [this] {
+          return inbox_->stop || !inbox_->requests.empty() || !inbox_->cancels.empty();
+        });
+        if (inbox_->stop) break;
+      }
+    }
+    take_inbox();
+    expire_deadlines();
+    const auto t0 = EngineClock::now();
+    const bool worked = step();
+    const auto t1 = EngineClock::now();
+    // Busy ratio: exponentially decaying share of wall time spent in steps (time constant 10 s).
+    const double dt = seconds_between(busy_clock_, t1);
+    if (dt > 0) {
+      const double busy = worked ? std::min(1.0, seconds_between(t0, t1) / dt) : 0.0;
+      const double a = std::exp(-dt / 10.0);
+      counters_.busy_ratio.store(counters_.busy_ratio.load() * a + busy * (1 - a));
+    }
+    busy_clock_ = t1;
+    update_gauges();
+    heartbeat();
+  }
+  take_inbox();
+  const Status stopping(StatusCode::kResourceExhausted, "the server is shutting down");
+  for (auto& s : running_) fail(*s, stopping, false);
+  for (auto& s : waiting_) fail(*s, stopping, false);
+  running_.clear();
+  waiting_.clear();
+  update_gauges();
+}
+
+void Engine::take_inbox() {
+  std::vector<std::unique_ptr<Sequence>> requests;
+  std::vector<uint64_t> cancels;
+  {
+    std::lock_guard<std::mutex> lock(inbox_->mutex);
+    requests.swap(inbox_->requests);
+    cancels.swap(inbox_->cancels);
+  }
+  for (auto& r : requests) waiting_.push_back(std::move(r));
+  if (cancels.empty()) return;
+  const std::unordered_set<uint64_t> ids(cancels.begin(), cancels.end());
+  for (auto* list : {&running_, &waiting_}) {
+    for (auto& s : *list) {
+      if (ids.count(s->id)) {
+        log_info("[{}] cancelled after {} tokens", s->request.request_id, s->n_generated());
+        finish(*s, "cancelled");
+        s.reset();
+      }
+    }
+    std::erase(*list, nullptr);
+  }
+}
+
+void Engine::expire_deadlines() {
+  const auto now = EngineClock::now();
+  for (auto& s : waiting_) {
+    if (now < s->request.deadline) continue;
+    if (s->started) {
+      finish(*s, "timeout");
+    } else {
+      fail(*s,
+           Status(StatusCode::kResourceExhausted,
+                  fmt::format("the request timed out after waiting {:.1f} s in the queue",
+                              seconds_between(s->submitted, now))),
+           true);
+    }
+    s.reset();
+  }
+  std::erase(waiting_, nullptr);
+  for (auto& s : running_) {
+    if (now < s->request.deadline) continue;
+    finish(*s, "timeout");
+    s.reset();
+  }
+  std::erase(running_, nullptr);
+}
+
+void Engine::free_blocks(Sequence& s) {
+  for (int32_t b : s.blocks) blocks_->release(b);
+  s.blocks.clear();
+  s.block_hashes.clear();
+  s.n_computed = 0;
+}
+
+void Engine::left_waiting(Sequence& s) {
+  if (!s.counted_queue) return;
+  s.counted_queue = false;
+  queued_requests_ -= 1;
+  queued_tokens_ -= s.n_prompt;
+}
+
+void Engine::finish(Sequence& s, const std::string& reason) {
+  free_blocks(s);
+  left_waiting(s);
+  const auto now = EngineClock::now();
+  EngineEvent ev;
+  ev.kind = EngineEvent::Kind::kFinished;
+  ev.time = now;
+  ev.finish_reason = reason;
+  ev.text = s.text->finish();
+  ev.completion_tokens = s.n_generated();
+  ev.prompt_tokens = s.n_prompt;
+  ev.cached_tokens = s.cached_tokens;
+  s.channel->push(std::move(ev));
+  std::lock_guard<std::mutex> lock(finished_mutex_);
+  finished_times_.push_back(now);
+  while (finished_times_.size() > 1024 ||
+         (!finished_times_.empty() && seconds_between(finished_times_.front(), now) > 30))
+    finished_times_.pop_front();
+}
+
+void Engine::fail(Sequence& s, const Status& status, bool timed_out) {
+  free_blocks(s);
+  left_waiting(s);
+  EngineEvent ev;
+  ev.kind = EngineEvent::Kind::kError;
+  ev.time = EngineClock::now();
+  ev.error = status;
+  ev.timed_out = timed_out;
+  s.channel->push(std::move(ev));
+}
+
+void Engine::update_gauges() {
+  counters_.running.store(static_cast<int64_t>(running_.size()));
+  counters_.waiting.store(static_cast<int64_t>(waiting_.size()));
+  counters_.kv_in_use.store(blocks_->n_in_use());
+}
+
+bool Engine::step() {
+  if (running_.empty() && waiting_.empty()) return false;
+  const int64_t bs = options_.block_size;
+
+  // What the planner sees.
+  std::vector<SchedSequence> run_view, wait_view;
+  int64_t n_decoding = 0;
+  for (auto& s : running_) {
+    SchedSequence v;
+    v.id = s->id;
+    v.priority = s->request.priority;
+    v.arrival = s->arrival;
+    v.n_tokens = static_cast<int64_t>(s->tokens.size());
+    v.n_computed = s->n_computed;
+    v.n_blocks = static_cast<int64_t>(s->blocks.size());
+    n_decoding += v.n_tokens - v.n_computed == 1;
+    run_view.push_back(v);
+  }
+  for (auto& s : waiting_) {
+    SchedSequence v;
+    v.id = s->id;
+    v.priority = s->request.priority;
+    v.arrival = s->arrival;
+    v.n_tokens = static_cast<int64_t>(s->tokens.size());
+    // Keep at least one token to compute: its logits pick the next token.
+    const auto peek = blocks_->peek_prefix(s->tokens, (v.n_tokens - 1) / bs);
+    v.n_cached = peek.n_blocks * bs;
+    v.n_cached_unused_blocks = peek.n_unused;
+    wait_view.push_back(v);
+  }
+  SchedulerConfig cfg;
+  cfg.max_num_batched_tokens = options_.max_num_batched_tokens;
+  cfg.max_num_seqs = options_.max_num_seqs;
+  cfg.block_size = bs;
+  cfg.policy = options_.policy;
+  int64_t prefill = kFirstPrefillChunk;
+  if (ms_per_token_ > 0)
+    prefill = static_cast<int64_t>(options_.max_step_ms / ms_per_token_) - n_decoding;
+  cfg.max_prefill_tokens =
+      std::clamp<int64_t>(prefill, kMinPrefillChunk, options_.max_num_batched_tokens);
+  const StepPlan plan = plan_step(run_view, wait_view, blocks_->n_available(), cfg);
+
+  // Preemptions: free the blocks, recompute later (generated tokens become part of what is
+  // recomputed; the sampler keeps its state, so the continuation is unchanged).
+  for (uint64_t id : plan.preempted) {
+    for (auto& s : running_) {
+      if (s && s->id == id) {
+        log_info("[{}] preempted (out of KV blocks or a more important request)",
+                 s->request.request_id);
+        free_blocks(*s);
+        counters_.preemptions += 1;
+        waiting_.push_back(std::move(s));
+      }
+    }
+  }
+  std::erase(running_, nullptr);
+  // Admissions: share cached prefix blocks first (before any allocation can evict them).
+  for (uint64_t id : plan.admitted) {
+    for (auto& s : waiting_) {
+      if (!s || s->id != id) continue;
+      const int64_t n = static_cast<int64_t>(s->tokens.size());
+      s->blocks = blocks_->acquire_prefix(s->tokens, (n - 1) / bs, s->block_hashes);
+      s->n_computed = static_cast<int64_t>(s->blocks.size()) * bs;
+      if (!s->started) {
+        s->started = true;
+        s->cached_tokens = s->n_computed;
+        counters_.prompt_tokens += s->n_prompt;
+        counters_.prefix_queries += s->n_prompt;
+        counters_.prefix_hits += s->cached_tokens;
+        left_waiting(*s);
+        EngineEvent ev;
+        ev.kind = EngineEvent::Kind::kStarted;
+        ev.time = EngineClock::now();
+        ev.prompt_tokens = s->n_prompt;
+        ev.cached_tokens = s->cached_tokens;
+        ev.queue_seconds = seconds_between(s->submitted, ev.time);
+        s->channel->push(std::move(ev));
+      }
+      running_.push_back(std::move(s));
+    }
+  }
+  std::erase(waiting_, nullptr);
+
+  // The batch: allocate what each item's new tokens need.
+  struct Work {
+    Sequence* s;
+    int64_t n;
+  };
+  std::vector<Work> work;
+  std::vector<SequenceInput> batch;
+  for (const auto& item : plan.items) {
+    Sequence* s = nullptr;
+    for (auto& r : running_)
+      if (r->id == item.id) s = r.get();
+    if (s == nullptr) continue;
+    const int64_t n =
+        std::min(item.n_tokens, static_cast<int64_t>(s->tokens.size()) - s->n_computed);
+    if (n <= 0) continue;
+    bool ok = true;
+    while (static_cast<int64_t>(s->blocks.size()) < blocks_->blocks_for(s->n_computed + n)) {
+      std::optional<int32_t> b = blocks_->allocate();
+      if (!b) {
+        ok = false;
+        break;
+      }
+      s->blocks.push_back(*b);
+    }
+    if (!ok) {  // the plan was too optimistic (should not happen): recompute it later
+      free_blocks(*s);
+      counters_.preemptions += 1;
+      for (auto& r : running_)
+        if (r.get() == s) waiting_.push_back(std::move(r));
+      std::erase(running_, nullptr);
+      continue;
+    }
+    work.push_back({s, n});
+  }
+  for (const Work& w : work) {
+    batch.push_back(
+        SequenceInput{std::span<const int32_t>(w.s->tokens)
+                          .subspan(static_cast<size_t>(w.s->n_computed), static_cast<size_t>(w.n)),
+                      w.s->n_computed, w.s->blocks, false});
+  }
+  if (batch.empty()) return !plan.preempted.empty();
+
+  const auto t0 = EngineClock::now();
+  const Status st = model_->forward(batch, *cache_, logits_);
+  const double ms = seconds_between(t0, EngineClock::now()) * 1e3;
+  counters_.steps += 1;
+  if (!st.ok()) {
+    log_error("engine step failed: {}", st.to_string());
+    for (const Work& w : work) {
+      fail(*w.s, internal_error("the forward pass failed: {}", st.message()), false);
+      for (auto& r : running_)
+        if (r.get() == w.s) r.reset();
+    }
+    std::erase(running_, nullptr);
+    return true;
+  }
+  // Step-time model: ms per token, from steps that are mostly prefill (decode-only steps are
+  // dominated by per-sequence costs and would overstate it).
+  if (plan.n_tokens >= 2 * static_cast<int64_t>(work.size()) && plan.n_tokens >= 32) {
+    const double sample = ms / static_cast<double>(plan.n_tokens);
+    ms_per_token_ = ms_per_token_ > 0 ? 0.7 * ms_per_token_ + 0.3 * sample : sample;
+    counters_.tokens_per_ms.store(1.0 / ms_per_token_);
+  }
+
+  const int64_t n_vocab = model_->n_vocab();
+  for (size_t i = 0; i < work.size(); ++i) {
+    Sequence& s = *work[i].s;
+    s.n_computed += work[i].n;
+    // Register the full blocks now computed, extending the hash chain.
+    while (static_cast<int64_t>(s.block_hashes.size()) < s.n_computed / bs) {
+      const size_t b = s.block_hashes.size();
+      const uint64_t parent = b == 0 ? 0 : s.block_hashes[b - 1];
+      s.block_hashes.push_back(
+          blocks_->register_full_block(s.blocks[b], parent,
+                                       std::span<const int32_t>(s.tokens).subspan(
+                                           b * static_cast<size_t>(bs), static_cast<size_t>(bs))));
+    }
+    if (s.n_computed < static_cast<int64_t>(s.tokens.size())) continue;  // mid-prefill
+    std::span<float> row(logits_.data() + i * static_cast<size_t>(n_vocab),
+                         static_cast<size_t>(n_vocab));
+    const std::span<const int32_t> all(s.tokens);
+    const int32_t next = s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
+                                           all.subspan(static_cast<size_t>(s.n_prompt)));
+    s.tokens.push_back(next);
+    counters_.generation_tokens += 1;
+    const bool eos = !s.request.sampling.ignore_eos && next == tokenizer_.eos_id();
+    std::string reason;
+    if (eos) {
+      reason = "stop";
+    } else {
+      EngineEvent ev;
+      ev.kind = EngineEvent::Kind::kToken;
+      ev.time = EngineClock::now();
+      ev.text = s.text->push(next);
+      ev.completion_tokens = s.n_generated();
+      s.channel->push(std::move(ev));
+      if (s.text->stopped()) reason = "stop";
+    }
+    if (reason.empty() && (s.n_generated() >= s.request.max_tokens ||
+                           static_cast<int64_t>(s.tokens.size()) >= max_model_len_))
+      reason = "length";
+    if (!reason.empty()) {
+      finish(s, reason);
+      for (auto& r : running_)
+        if (r.get() == &s) r.reset();
+    }
+  }
+  std::erase(running_, nullptr);
+  return true;
+}
+
+}  // namespace seekserve

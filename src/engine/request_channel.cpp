@@ -1,0 +1,23 @@
+#include "engine/request_channel.h"
+
+namespace seekserve {
+
+void RequestChannel::push(EngineEvent event) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    events_.push_back(std::move(event));
+  }
+  cv_.notify_one();
+}
+
+bool RequestChannel::pop_all(std::vector<EngineEvent>& out, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!cv_.wait_for(lock, timeout, [this] { return !events_.empty(); })) return false;
+  while (!events_.empty()) {
+    out.push_back(std::move(events_.front()));
+    events_.pop_front();
+  }
+  return true;
+}
+
+}  // namespace seekserve

@@ -1,0 +1,56 @@
+#pragma once
+// What the engine tells one request's reader (an HTTP thread): events in order, through a
+// mutex-guarded queue. The engine pushes, the reader pops; either side may go away first (the
+// channel is shared_ptr-owned by both).
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace seekserve {
+
+using EngineClock = std::chrono::steady_clock;
+
+struct EngineEvent {
+  enum class Kind {
+    kStarted,   // admitted to the running batch for the first time
+    kToken,     // one generated token; `text` is what it completed (may be empty)
+    kFinished,  // the last event of a request that ran
+    kError,     // the last event of a request that failed or was dropped before running
+  };
+  Kind kind = Kind::kToken;
+  EngineClock::time_point time;   // when the engine produced it
+  std::string text;               // kToken: what the token completed; kFinished: the held-back rest
+  int64_t completion_tokens = 0;  // tokens generated so far (kToken, kFinished)
+  int64_t prompt_tokens = 0;      // kStarted, kFinished
+  int64_t cached_tokens = 0;      // kStarted, kFinished: prompt tokens the prefix cache supplied
+  double queue_seconds = 0;       // kStarted: submission to first scheduling
+  std::string finish_reason;      // kFinished: "stop", "length", "cancelled", "timeout"
+  Status error;                   // kError
+  bool timed_out = false;         // kError: dropped after waiting past its deadline
+};
+
+class RequestChannel {
+ public:
+  explicit RequestChannel(uint64_t id) : id_(id) {}
+  uint64_t id() const { return id_; }
+
+  void push(EngineEvent event);
+  // Moves every queued event into `out` (appending); waits up to `timeout` for the first.
+  // Returns false when none arrived in time.
+  bool pop_all(std::vector<EngineEvent>& out, std::chrono::milliseconds timeout);
+
+ private:
+  uint64_t id_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<EngineEvent> events_;
+};
+
+}  // namespace seekserve

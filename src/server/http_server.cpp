@@ -1,0 +1,384 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+#include <random>
+
+#include "core/log.h"
+#include "server/reasoning_splitter.h"
+
+namespace seekserve {
+
+using nlohmann::json;
+
+namespace {
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string random_hex() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("{:016x}", rng());
+}
+
+// X-Request-Id when the client (or the router) sent a sane one, else a new one.
+std::string request_id_of(const httplib::Request& req) {
+  std::string id = req.get_header_value("X-Request-Id");
+  bool ok = !id.empty() && id.size() <= 128;
+  for (char c : id) ok = ok && c > 32 && c < 127;
+  return ok ? id : random_hex();
+}
+
+// State of one generation reply, shared by the content provider and its releaser.
+struct Generation {
+  Engine* engine = nullptr;
+  ServerMetrics* metrics = nullptr;
+  std::atomic<int>* in_flight = nullptr;
+  std::shared_ptr<RequestChannel> channel;
+  ApiRequest req;
+  std::string rid;          // request id (logs)
+  std::string response_id;  // "chatcmpl-…" / "cmpl-…"
+  std::string model;
+  int64_t created = 0;
+  EngineClock::time_point arrival, last_token;
+  std::chrono::steady_clock::time_point last_write;
+  std::vector<EngineEvent> backlog;  // events not yet turned into output
+  ReasoningSplitter splitter{false};
+  std::string content, reasoning;
+  Usage usage;
+  std::string finish_reason;
+  bool got_token = false, sent_role = false, finished = false;
+
+  // Turns text into SSE chunks (stream) or accumulates it.
+  void add_text(const std::string& text, std::string& out) {
+    if (text.empty()) return;
+    ReasoningSplitter::Piece p = splitter.push(text);
+    add_piece(p, out);
+  }
+  void add_piece(const ReasoningSplitter::Piece& p, std::string& out) {
+    if (!req.stream) {
+      reasoning += p.reasoning;
+      content += p.content;
+      return;
+    }
+    if (req.chat) {
+      if (!p.reasoning.empty())
+        out += sse(
+            chat_chunk_json(response_id, created, model, {{"reasoning_content", p.reasoning}}, ""));
+      if (!p.content.empty())
+        out += sse(chat_chunk_json(response_id, created, model, {{"content", p.content}}, ""));
+    } else if (!p.content.empty()) {
+      out += sse(completion_chunk_json(response_id, created, model, p.content, ""));
+    }
+  }
+  static std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
+
+  void on_event(EngineEvent& ev, std::string& out) {
+    switch (ev.kind) {
+      case EngineEvent::Kind::kStarted:
+        metrics->request_queue_time.observe(ev.queue_seconds);
+        break;
+      case EngineEvent::Kind::kToken: {
+        const double since =
+            std::chrono::duration<double>(ev.time - (got_token ? last_token : arrival)).count();
+        (got_token ? metrics->inter_token_latency : metrics->time_to_first_token).observe(since);
+        got_token = true;
+        last_token = ev.time;
+        add_text(ev.text, out);
+        break;
+      }
+      case EngineEvent::Kind::kFinished: {
+        add_text(ev.text, out);
+        add_piece(splitter.finish(), out);
+        usage = {ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens};
+        finish_reason = ev.finish_reason;
+        metrics->e2e_request_latency.observe(
+            std::chrono::duration<double>(ev.time - arrival).count());
+        finished = true;
+        if (req.stream) {
+          if (req.chat) {
+            out += sse(chat_chunk_json(response_id, created, model, json::object(), finish_reason));
+          } else {
+            out += sse(completion_chunk_json(response_id, created, model, "", finish_reason));
+          }
+          if (req.include_usage)
+            out += sse(usage_chunk_json(response_id, created, model, req.chat, usage));
+          out += "data: [DONE]\n\n";
+        } else if (req.chat) {
+          std::optional<std::string> r;
+          if (req.starts_in_reasoning) r = reasoning;
+          out += dump(
+              chat_completion_json(response_id, created, model, content, r, finish_reason, usage));
+        } else {
+          out += dump(completion_json(response_id, created, model, content, finish_reason, usage));
+        }
+        log_info("[{}] finished: {} prompt + {} generated tokens, {}", rid, usage.prompt_tokens,
+                 usage.completion_tokens, finish_reason);
+        break;
+      }
+      case EngineEvent::Kind::kError: {
+        // After the 200 went out: report in the body (stream: an error event).
+        ApiError e = api_error_from_status(ev.error);
+        finished = true;
+        if (req.stream) {
+          out += "data: " + error_body(e) + "\n\ndata: [DONE]\n\n";
+        } else {
+          out += error_body(e);
+        }
+        log_warn("[{}] failed while running: {}", rid, ev.error.to_string());
+        break;
+      }
+    }
+  }
+
+  // One call of the chunked content provider: relay what the engine produced, probe the
+  // connection when idle, and report false (cancel) when the client is gone.
+  bool provide(httplib::DataSink& sink) {
+    std::string out;
+    if (req.stream && req.chat && !sent_role) {
+      out += sse(chat_chunk_json(response_id, created, model,
+                                 {{"role", "assistant"}, {"content", ""}}, ""));
+      sent_role = true;
+    }
+    if (backlog.empty()) channel->pop_all(backlog, std::chrono::milliseconds(100));
+    std::vector<EngineEvent> events;
+    events.swap(backlog);
+    for (EngineEvent& ev : events) {
+      if (!finished) on_event(ev, out);
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (out.empty() && now - last_write > std::chrono::seconds(1)) {
+      // A write is the only way to learn the client left: SSE comment, or JSON whitespace.
+      out = req.stream ? ": keep-alive\n\n" : " ";
+    }
+    if (!out.empty()) {
+      if (!sink.write(out.data(), out.size())) return false;
+      last_write = now;
+    }
+    if (finished) {
+      sink.done();
+      return true;
+    }
+    return sink.is_writable();
+  }
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpServer* owner;
+  Engine& engine;
+  ApiContext api;
+  HttpOptions opt;
+  httplib::Server svr;
+  ServerMetrics metrics;
+  int64_t started_at = unix_now();
+
+  void reply_error(httplib::Response& res, const ApiError& e) {
+    res.status = e.status;
+    res.set_content(error_body(e), "application/json");
+    metrics.count_request(e.status);
+  }
+
+  bool authorized(const httplib::Request& req, httplib::Response& res) {
+    if (opt.api_key.empty()) return true;
+    if (req.get_header_value("Authorization") == "Bearer " + opt.api_key) return true;
+    ApiError e;
+    e.status = 401;
+    e.type = "authentication_error";
+    e.code = "invalid_api_key";
+    e.message = "missing or invalid API key (send 'Authorization: Bearer <key>')";
+    reply_error(res, e);
+    return false;
+  }
+
+  void generate(const httplib::Request& req, httplib::Response& res, bool chat) {
+    const auto arrival = EngineClock::now();
+    const std::string rid = request_id_of(req);
+    res.set_header("X-Request-Id", rid);
+    if (owner->draining()) {
+      ApiError e;
+      e.status = 503;
+      e.type = "service_unavailable";
+      e.message = "the server is shutting down";
+      reply_error(res, e);
+      return;
+    }
+    if (!authorized(req, res)) return;
+    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      reply_error(res, api_error_from_status(invalid_argument("the body is not valid JSON")));
+      return;
+    }
+    Result<ApiRequest> parsed = parse_api_request(body, chat, api);
+    if (!parsed.ok()) {
+      log_info("[{}] {} refused: {}", rid, req.path, parsed.status().message());
+      reply_error(res, api_error_from_status(parsed.status()));
+      return;
+    }
+    auto g = std::make_shared<Generation>();
+    g->engine = &engine;
+    g->metrics = &metrics;
+    g->in_flight = &owner->in_flight_;
+    g->req = std::move(*parsed);
+    g->rid = rid;
+    g->response_id = (chat ? "chatcmpl-" : "cmpl-") + rid;
+    g->model = api.model_name;
+    g->created = unix_now();
+    g->arrival = arrival;
+    g->splitter = ReasoningSplitter(g->req.starts_in_reasoning);
+
+    GenerationRequest gr;
+    gr.request_id = rid;
+    gr.prompt = g->req.prompt;
+    gr.sampling = g->req.sampling;
+    gr.max_tokens = g->req.max_tokens;
+    gr.priority = g->req.priority;
+    gr.deadline = arrival + std::chrono::duration_cast<EngineClock::duration>(
+                                std::chrono::duration<double>(g->req.timeout_s));
+    Result<std::shared_ptr<RequestChannel>> ch = engine.submit(std::move(gr));
+    if (!ch.ok()) {
+      ApiError e = api_error_from_status(ch.status());
+      if (e.status == 429)
+        res.set_header("Retry-After", std::to_string(engine.retry_after_seconds()));
+      log_info("[{}] {} refused: {}", rid, req.path, ch.status().message());
+      reply_error(res, e);
+      return;
+    }
+    g->channel = *ch;
+    log_info("[{}] {} accepted: {} prompt tokens, max_tokens {}, priority {}{}", rid, req.path,
+             g->req.prompt.size(), g->req.max_tokens, g->req.priority,
+             g->req.stream ? ", stream" : "");
+    // Wait until the engine schedules it (or drops it) so queue timeouts get their own status.
+    for (;;) {
+      g->channel->pop_all(g->backlog, std::chrono::milliseconds(100));
+      bool started = false;
+      for (const EngineEvent& ev : g->backlog) {
+        if (ev.kind == EngineEvent::Kind::kError) {
+          ApiError e = api_error_from_status(ev.error);
+          if (ev.timed_out) {
+            e.status = 408;
+            e.type = "timeout_error";
+          } else if (e.status == 429) {
+            e.status = 503;
+            e.type = "service_unavailable";
+          }
+          log_info("[{}] dropped before running: {}", rid, ev.error.message());
+          reply_error(res, e);
+          return;
+        }
+        started = true;  // kStarted (or anything after it)
+      }
+      if (started) break;
+    }
+    metrics.count_request(200);
+    ++owner->in_flight_;
+    res.set_header("Cache-Control", "no-cache");
+    g->last_write = std::chrono::steady_clock::now();
+    auto provider = [g](size_t, httplib::DataSink& sink) { return g->provide(sink); };
+    auto releaser = [g](bool) {
+      if (!g->finished) {
+        log_info("[{}] client went away: cancelling", g->rid);
+        g->engine->cancel(g->channel->id());
+      }
+      --*g->in_flight;
+    };
+    res.set_chunked_content_provider(g->req.stream ? "text/event-stream" : "application/json",
+                                     provider, releaser);
+  }
+
+  void routes() {
+    auto guarded = [this](auto fn) {
+      return [this, fn](const httplib::Request& req, httplib::Response& res) {
+        try {
+          fn(req, res);
+        } catch (const std::exception& e) {
+          log_error("handler failed: {}", e.what());
+          reply_error(res, api_error_from_status(internal_error("{}", e.what())));
+        }
+      };
+    };
+    svr.Post("/v1/chat/completions",
+             guarded([this](const auto& q, auto& r) { generate(q, r, /*chat=*/true); }));
+    svr.Post("/v1/completions",
+             guarded([this](const auto& q, auto& r) { generate(q, r, /*chat=*/false); }));
+    svr.Get("/v1/models", guarded([this](const httplib::Request& q, httplib::Response& r) {
+              if (!authorized(q, r)) return;
+              json m = {{"id", api.model_name},
+                        {"object", "model"},
+                        {"created", started_at},
+                        {"owned_by", "seekserve"},
+                        {"max_model_len", api.max_model_len}};
+              r.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}),
+                            "application/json");
+            }));
+    svr.Get("/health", guarded([this](const httplib::Request&, httplib::Response& r) {
+              const EngineStats st = engine.stats();
+              std::string status = "ok";
+              if (owner->draining()) {
+                status = "draining";
+              } else if (st.seconds_since_heartbeat > opt.health_stale_s) {
+                status = "engine stalled";
+              }
+              r.status = status == "ok" ? 200 : 503;
+              r.set_content(dump(json{{"status", status},
+                                      {"running", st.running},
+                                      {"waiting", st.waiting},
+                                      {"seconds_since_engine_step", st.seconds_since_heartbeat}}),
+                            "application/json");
+            }));
+    svr.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& r) {
+              r.set_content(metrics.render(engine.stats()), "text/plain; version=0.0.4");
+            }));
+    svr.set_exception_handler(
+        [this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+          reply_error(res, api_error_from_status(internal_error("unexpected failure")));
+        });
+  }
+};
+
+HttpServer::HttpServer(Engine& engine, ApiContext api, HttpOptions options, int64_t max_num_seqs,
+                       int64_t max_queue)
+    : impl_(new Impl{this, engine, std::move(api), std::move(options), {}, {}}) {
+  const size_t threads = impl_->opt.http_threads > 0
+                             ? static_cast<size_t>(impl_->opt.http_threads)
+                             : static_cast<size_t>(max_num_seqs + max_queue + 8);
+  impl_->svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  impl_->svr.set_payload_max_length(static_cast<size_t>(impl_->opt.max_body_bytes));
+  impl_->svr.set_keep_alive_timeout(5);
+  impl_->svr.set_read_timeout(30);
+  impl_->svr.set_write_timeout(10);
+  impl_->routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+Result<int> HttpServer::bind() {
+  if (impl_->opt.port == 0) {
+    const int port = impl_->svr.bind_to_any_port(impl_->opt.host);
+    if (port <= 0) return io_error("cannot listen on {}: no free port", impl_->opt.host);
+    return port;
+  }
+  if (!impl_->svr.bind_to_port(impl_->opt.host, impl_->opt.port))
+    return io_error("cannot listen on {}:{} (in use, or not allowed)", impl_->opt.host,
+                    impl_->opt.port);
+  return impl_->opt.port;
+}
+
+void HttpServer::run() {
+  impl_->svr.listen_after_bind();
+}
+
+void HttpServer::stop() {
+  impl_->svr.stop();
+}
+
+}  // namespace seekserve

@@ -1,0 +1,228 @@
+// Drives a running `seekserve serve` with the official OpenAI npm client (openai@4).
+// Started by tests/server/serve_test.sh, which passes:
+//   SEEKSERVE_URL        main server (--api-key test-key, roomy limits)
+//   SEEKSERVE_SMALL_URL  server with --max-num-seqs 1 --max-queue 3 (overload, priority)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+
+const URL_MAIN = process.env.SEEKSERVE_URL;
+const URL_SMALL = process.env.SEEKSERVE_SMALL_URL;
+const KEY = 'test-key';
+const MODEL = 'tiny-v3';
+const client = new OpenAI({ baseURL: `${URL_MAIN}/v1`, apiKey: KEY, maxRetries: 0 });
+const small = new OpenAI({ baseURL: `${URL_SMALL}/v1`, apiKey: 'unused', maxRetries: 0 });
+
+async function metrics(url = URL_MAIN) {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const get = (name) => {
+    const line = text.split('\n').find((l) => l.startsWith(name + ' '));
+    return line === undefined ? undefined : Number(line.split(' ')[1]);
+  };
+  return { text, get };
+}
+
+async function waitIdle(url = URL_MAIN) {
+  for (let i = 0; i < 200; i++) {
+    const m = await metrics(url);
+    if (m.get('seekserve_num_requests_running') === 0 &&
+        m.get('seekserve_num_requests_waiting') === 0 &&
+        m.get('seekserve_kv_cache_usage_ratio') === 0) return m;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail('server did not go idle');
+}
+
+async function rawPost(path, body, headers = {}) {
+  const res = await fetch(`${URL_MAIN}${path}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY}`, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: res.status, headers: res.headers, body: await res.json() };
+}
+
+function assertErrorShape(body) {
+  assert.equal(typeof body.error, 'object');
+  for (const k of ['message', 'type', 'param', 'code']) assert.ok(k in body.error, `error.${k}`);
+  assert.equal(typeof body.error.message, 'string');
+}
+
+test('health and models', async () => {
+  const h = await fetch(`${URL_MAIN}/health`);
+  assert.equal(h.status, 200);
+  const models = await client.models.list();
+  assert.deepEqual(models.data.map((m) => m.id), [MODEL]);
+});
+
+test('chat completion', async () => {
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0,
+  });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices[0].message.role, 'assistant');
+  assert.equal(typeof r.choices[0].message.content, 'string');
+  assert.ok(['stop', 'length'].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.prompt_tokens > 0);
+  assert.ok(r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 8);
+});
+
+test('streaming chat equals the same request not streamed, with usage', async () => {
+  const req = { model: MODEL, messages: [{ role: 'user', content: 'Stream me' }], max_tokens: 12,
+                temperature: 0, ignore_eos: true };
+  const full = await client.chat.completions.create(req);
+  const stream = await client.chat.completions.create(
+    { ...req, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      text += c.delta.content ?? '';
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+  }
+  assert.equal(text, full.choices[0].message.content);
+  assert.equal(finish, 'length');
+  assert.equal(usage.completion_tokens, 12);
+  assert.equal(usage.prompt_tokens, full.usage.prompt_tokens);
+});
+
+test('completions: string and token-id prompts, stop strings', async () => {
+  const r = await client.completions.create({ model: MODEL, prompt: 'Once upon a time',
+                                              max_tokens: 6, temperature: 0, ignore_eos: true });
+  assert.equal(r.object, 'text_completion');
+  assert.equal(r.usage.completion_tokens, 6);
+  const ids = await client.completions.create({ model: MODEL, prompt: [1000, 1001, 1002],
+                                                max_tokens: 3, temperature: 0 });
+  assert.equal(ids.usage.prompt_tokens, 3);
+  const text = r.choices[0].text;
+  if (text.length >= 2) {
+    const stop = text.slice(1, 2);
+    const s = await client.completions.create({ model: MODEL, prompt: 'Once upon a time',
+                                                max_tokens: 6, temperature: 0, ignore_eos: true,
+                                                stop: [stop] });
+    assert.equal(s.choices[0].text, text.slice(0, text.indexOf(stop)));
+    assert.equal(s.choices[0].finish_reason, 'stop');
+  }
+});
+
+test('errors: status codes and the OpenAI error body', async () => {
+  let r = await rawPost('/v1/chat/completions', '{"model": ');
+  assert.equal(r.status, 400);
+  assertErrorShape(r.body);
+  r = await rawPost('/v1/chat/completions',
+                    { model: MODEL, messages: [{ role: 'user', content: 'x' }], temperature: 'hot' });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.param, 'temperature');
+  r = await rawPost('/v1/completions', { model: MODEL, prompt: Array(600).fill(1000) });
+  assert.equal(r.status, 400);
+  assertErrorShape(r.body);
+  for (const max_tokens of [0, 100000]) {
+    r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', max_tokens });
+    assert.equal(r.status, 400, `max_tokens ${max_tokens}`);
+    assert.equal(r.body.error.param, 'max_tokens');
+  }
+  r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', n: 2 });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.param, 'n');
+  r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 2,
+                                         some_unknown_field: { ok: true } });
+  assert.equal(r.status, 200);
+  r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x' }, { Authorization: 'Bearer no' });
+  assert.equal(r.status, 401);
+  assertErrorShape(r.body);
+  r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 1 },
+                    { 'X-Request-Id': 'my-id-42' });
+  assert.equal(r.headers.get('x-request-id'), 'my-id-42');
+  // Through the client: typed errors.
+  await assert.rejects(client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] }),
+                       (e) => e.status === 404 && e.error?.type === 'not_found_error');
+  await assert.rejects(client.completions.create({ model: MODEL, prompt: 'x', logprobs: 2 }),
+                       (e) => e.status === 400);
+});
+
+test('32 concurrent greedy streams each equal the prompt run alone', async () => {
+  const prompts = Array.from({ length: 32 }, (_, i) => `Concurrent prompt ${i}: ${'z'.repeat(i)}`);
+  const req = (p) => ({ model: MODEL, prompt: p, max_tokens: 10, temperature: 0, ignore_eos: true });
+  const alone = [];
+  for (const p of prompts) alone.push((await client.completions.create(req(p))).choices[0].text);
+  const together = await Promise.all(prompts.map(async (p) => {
+    const s = await client.completions.create({ ...req(p), stream: true });
+    let text = '';
+    for await (const chunk of s) text += chunk.choices[0]?.text ?? '';
+    return text;
+  }));
+  assert.deepEqual(together, alone);
+  await waitIdle();
+});
+
+test('a client that disconnects mid-stream frees its sequence', async () => {
+  const before = (await metrics()).get('seekserve_generation_tokens_total');
+  const controller = new AbortController();
+  const s = await client.completions.create(
+    { model: MODEL, prompt: 'never ending', max_tokens: 480, temperature: 0, ignore_eos: true,
+      stream: true }, { signal: controller.signal });
+  let chunks = 0;
+  try {
+    for await (const _ of s) {
+      if (++chunks === 3) controller.abort();
+    }
+  } catch (e) {
+    assert.ok(e.name === 'AbortError' || e instanceof OpenAI.APIUserAbortError, String(e));
+  }
+  const m = await waitIdle();
+  const generated = m.get('seekserve_generation_tokens_total') - before;
+  assert.ok(generated < 480, `generation went on after the client left (${generated} tokens)`);
+});
+
+test('prefix cache: a second request sharing a 256-token prefix prefills only the rest', async () => {
+  const prefix = Array.from({ length: 256 }, (_, i) => 2000 + i);
+  const run = (tail) => client.completions.create({ model: MODEL, prompt: [...prefix, ...tail],
+                                                   max_tokens: 2, temperature: 0 });
+  await run([3001, 3002]);
+  const m0 = await metrics();
+  const r = await run([3003, 3004, 3005]);
+  const m1 = await metrics();
+  const hits = m1.get('seekserve_prefix_cache_hits_total') - m0.get('seekserve_prefix_cache_hits_total');
+  const queries = m1.get('seekserve_prefix_cache_queries_total') -
+                  m0.get('seekserve_prefix_cache_queries_total');
+  assert.equal(queries, 259);
+  assert.equal(hits, 256);
+  assert.equal(r.usage.prompt_tokens_details.cached_tokens, 256);
+});
+
+test('overload: 429 with Retry-After, every accepted request completes', async () => {
+  const req = { model: MODEL, prompt: 'load', max_tokens: 60, temperature: 0, ignore_eos: true };
+  const results = await Promise.allSettled(
+    Array.from({ length: 12 }, () => small.completions.create(req)));
+  const ok = results.filter((r) => r.status === 'fulfilled');
+  const refused = results.filter((r) => r.status === 'rejected');
+  assert.ok(refused.length > 0, 'some requests are turned away');
+  for (const r of refused) {
+    assert.equal(r.reason.status, 429, String(r.reason));
+    assert.ok(Number(r.reason.headers['retry-after']) >= 1);
+  }
+  assert.ok(ok.length >= 2);
+  for (const r of ok) assert.equal(r.value.usage.completion_tokens, 60);
+  assert.equal((await fetch(`${URL_SMALL}/health`)).status, 200);
+  await waitIdle(URL_SMALL);
+});
+
+test('priority: priority-0 requests finish before priority-10 ones submitted earlier', async () => {
+  const order = [];
+  const run = (priority, tag, max_tokens) =>
+    small.completions.create({ model: MODEL, prompt: `p ${tag}`, max_tokens, temperature: 0,
+                               ignore_eos: true, priority })
+      .then(() => order.push(tag));
+  const busy = run(0, 'busy', 120);  // saturates the single running slot
+  await new Promise((r) => setTimeout(r, 50));
+  const low = [run(10, 'low1', 20)];
+  await new Promise((r) => setTimeout(r, 20));
+  const high = [run(0, 'high1', 20), run(0, 'high2', 20)];
+  await Promise.all([busy, ...low, ...high]);
+  const lastHigh = Math.max(order.indexOf('high1'), order.indexOf('high2'));
+  assert.ok(lastHigh < order.indexOf('low1'), `finish order ${order}`);
+  await waitIdle(URL_SMALL);
+});

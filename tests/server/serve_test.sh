@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Starts `seekserve serve` on free ports with a tiny model and drives it with the official
+# OpenAI npm client (tests/server/openai_client.test.mjs), checks /metrics with promtool, and
+# checks that SIGTERM drains and exits 0. The servers are always killed (trap).
+set -euo pipefail
+BIN=${SEEKSERVE_BINARY:?}
+SRC=${SEEKSERVE_SOURCE_DIR:?}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
+
+# start NAME ARGS...: starts a server, waits for its URL line, sets URL and PID.
+start() {
+  local name=$1
+  shift
+  "$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --kv-blocks 512 "$@" \
+    >"$tmp/$name.out" 2>"$tmp/$name.log" &
+  PID=$!
+  pids+=("$PID")
+  for _ in $(seq 1 300); do
+    URL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$name.out" | head -1)
+    [[ -n "$URL" ]] && return 0
+    kill -0 "$PID" 2>/dev/null || { cat "$tmp/$name.log"; echo "server $name died"; exit 1; }
+    sleep 0.1
+  done
+  echo "server $name did not start"; cat "$tmp/$name.log"; exit 1
+}
+
+start main --api-key test-key --max-num-seqs 32 --max-queue 64
+MAIN_URL=$URL MAIN_PID=$PID
+start small --max-num-seqs 1 --max-queue 3 --scheduling-policy priority
+SMALL_URL=$URL
+
+# The ready-to-paste curl line works.
+grep -q "curl $MAIN_URL/v1/chat/completions" "$tmp/main.out"
+
+status=0
+SEEKSERVE_URL=$MAIN_URL SEEKSERVE_SMALL_URL=$SMALL_URL \
+  NODE_PATH="$SRC/node_modules" node --test "$SRC/tests/server/openai_client.test.mjs" || status=$?
+if [[ $status -ne 0 ]]; then
+  echo "--- main server log (tail)"; tail -40 "$tmp/main.log"
+  echo "--- small server log (tail)"; tail -40 "$tmp/small.log"
+  exit $status
+fi
+
+# Prometheus' own checker accepts the exposition.
+curl -sf "$MAIN_URL/metrics" >"$tmp/metrics.txt"
+promtool check metrics <"$tmp/metrics.txt"
+for name in seekserve_time_to_first_token_seconds_bucket seekserve_inter_token_latency_seconds_bucket \
+  seekserve_e2e_request_latency_seconds_bucket seekserve_request_queue_time_seconds_bucket \
+  seekserve_num_requests_running seekserve_num_requests_waiting seekserve_kv_cache_usage_ratio \
+  seekserve_engine_busy_ratio 'seekserve_requests_total{code="200"}' \
+  seekserve_prompt_tokens_total \
+  seekserve_generation_tokens_total seekserve_preemptions_total \
+  seekserve_prefix_cache_queries_total seekserve_prefix_cache_hits_total; do
+  grep -qF "$name" "$tmp/metrics.txt" || { echo "missing metric $name"; exit 1; }
+done
+grep -qF 'seekserve_requests_total{code="429"}' <(curl -sf "$SMALL_URL/metrics")
+
+# SIGTERM drains: a request in flight completes, /health goes 503, the process exits 0.
+curl -sf -H 'Authorization: Bearer test-key' -H 'Content-Type: application/json' \
+  -d '{"model":"tiny-v3","prompt":"drain","max_tokens":200,"ignore_eos":true}' \
+  "$MAIN_URL/v1/completions" >"$tmp/inflight.json" &
+curl_pid=$!
+for _ in $(seq 1 100); do
+  curl -sf "$MAIN_URL/metrics" | grep -q '^seekserve_num_requests_running 1$' && break
+  sleep 0.05
+done
+kill -TERM "$MAIN_PID"
+sleep 0.2
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$MAIN_URL/health") == 503 ]]
+wait "$curl_pid"
+grep -q '"completion_tokens":200' "$tmp/inflight.json"
+rc=0
+wait "$MAIN_PID" || rc=$?
+[[ $rc -eq 0 ]] || { echo "serve exited $rc after SIGTERM"; tail -20 "$tmp/main.log"; exit 1; }
+grep -q "draining" "$tmp/main.log"
+echo "serve_test: ok"
