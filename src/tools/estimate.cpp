@@ -439,6 +439,8 @@ Result<Estimate> estimate_memory(const ModelSource& src, const EstimateOptions& 
     if (t.role == TensorRole::kEmbedding && t.bytes > 0) embed_dtype = t.dtype;
   }
   if (c.tie_word_embeddings) lm_head_dtype = embed_dtype;
+  // Tied: lm_head reads every row each step, so the embedding is resident in full.
+  if (!c.tie_word_embeddings) e.embedding_bytes = e.weights[0].bytes;
 
   e.params = parameter_count(c);
   if (c.num_nextn_predict_layers > 0) {
@@ -469,8 +471,9 @@ Result<Estimate> estimate_memory(const ModelSource& src, const EstimateOptions& 
   // Sampler (src/engine/sampler.cpp): valid-token mask, index (i32) and probability (f64) arrays.
   ov.sampler = u(c.vocab_size) * 13;
   ov.baseline = o.baseline;
-  ov.total =
-      ov.norms_f32 + ov.biases_f32 + ov.router_f32 + ov.mla_absorbed_f32 + ov.sampler + ov.baseline;
+  if (src.kind == "gguf" && o.baseline > 0) ov.gguf_metadata = kGgufMetadataBytes;
+  ov.total = ov.norms_f32 + ov.biases_f32 + ov.router_f32 + ov.mla_absorbed_f32 + ov.sampler +
+             ov.gguf_metadata + ov.baseline;
 
   e.kv_width = KvCache::width_for(c);
   e.kv_bytes_per_token =
@@ -556,6 +559,8 @@ json estimate_to_json(const Estimate& e) {
       {"params_mtp_stored", e.params_mtp_stored},
       {"weights", weights},
       {"weight_bytes", e.weight_bytes},
+      {"embedding_bytes", e.embedding_bytes},
+      {"anonymous_bytes", e.total - e.weight_bytes},
       {"kv_cache",
        {{"values_per_token_per_layer", e.kv_width},
         {"layers", e.config.num_hidden_layers},
@@ -578,6 +583,7 @@ json estimate_to_json(const Estimate& e) {
         {"router_f32", o.router_f32},
         {"mla_absorbed_f32", o.mla_absorbed_f32},
         {"sampler", o.sampler},
+        {"gguf_metadata", o.gguf_metadata},
         {"process_baseline", o.baseline},
         {"total", o.total}}},
       {"total_bytes", e.total},
@@ -639,10 +645,10 @@ std::string format_estimate(const Estimate& e) {
       gib(a.moe), gib(a.output), gib(a.peak));
   const OverheadBytes& o = e.overhead;
   out += fmt::format(
-      "overhead: f32 norms {}, biases {}, router {}, MLA W_UKᵀ/W_UV {}, sampler {}, process "
-      "baseline {} → {}\n",
+      "overhead: f32 norms {}, biases {}, router {}, MLA W_UKᵀ/W_UV {}, sampler {}, GGUF "
+      "metadata {}, process baseline {} → {}\n",
       gib(o.norms_f32), gib(o.biases_f32), gib(o.router_f32), gib(o.mla_absorbed_f32),
-      gib(o.sampler), gib(o.baseline), gib(o.total));
+      gib(o.sampler), gib(o.gguf_metadata), gib(o.baseline), gib(o.total));
   out += fmt::format("\ntotal: {} ({:.2f} GB)\n", gib(e.total), static_cast<double>(e.total) / 1e9);
   if (e.memory) {
     out += fmt::format(
