@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   add_logits_command(app, ctx);
   add_perplexity_command(app, ctx);
   add_serve_command(app, ctx);
+  add_estimate_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

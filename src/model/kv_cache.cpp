@@ -7,6 +7,10 @@
 
 namespace seekserve {
 
+int64_t KvCache::width_for(const ModelConfig& c) {
+  return c.is_mla() ? c.kv_lora_rank + c.qk_rope_head_dim : 2 * c.num_key_value_heads * c.head_dim;
+}
+
 Result<KvCache> KvCache::create(const ModelConfig& c, int64_t n_blocks, int64_t block_size,
                                 DType dtype) {
   if (dtype != DType::kF32 && dtype != DType::kBF16 && dtype != DType::kF8E4M3) {
@@ -18,8 +22,7 @@ Result<KvCache> KvCache::create(const ModelConfig& c, int64_t n_blocks, int64_t 
   kv.n_layers_ = c.num_hidden_layers;
   kv.n_blocks_ = n_blocks;
   kv.block_size_ = block_size;
-  kv.width_ =
-      c.is_mla() ? c.kv_lora_rank + c.qk_rope_head_dim : 2 * c.num_key_value_heads * c.head_dim;
+  kv.width_ = width_for(c);
   kv.dtype_ = dtype;
   kv.slot_bytes_ = *dtype_bytes(dtype, static_cast<uint64_t>(kv.width_));
   const uint64_t total =

@@ -24,6 +24,10 @@ namespace seekserve {
 
 class KvCache {
  public:
+  // Values one token's slot holds in one layer (see above): MLA kv_lora_rank + qk_rope_head_dim,
+  // GQA 2 * num_key_value_heads * head_dim. Shared with the capacity planner (tools/estimate).
+  static int64_t width_for(const ModelConfig& config);
+
   // F32, BF16 or F8E4M3 only; n_blocks * block_size slots per layer.
   static Result<KvCache> create(const ModelConfig& config, int64_t n_blocks, int64_t block_size,
                                 DType dtype);

@@ -33,5 +33,7 @@ void add_logits_command(CLI::App& app, CommandContext& ctx);
 void add_perplexity_command(CLI::App& app, CommandContext& ctx);
 // serve: the OpenAI-compatible HTTP server (src/tools/serve.cpp).
 void add_serve_command(CLI::App& app, CommandContext& ctx);
+// estimate MODEL: memory and capacity planning (src/tools/estimate.cpp).
+void add_estimate_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
