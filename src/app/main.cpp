@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   add_generate_command(app, ctx);
   add_logits_command(app, ctx);
   add_perplexity_command(app, ctx);
+  add_quantize_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

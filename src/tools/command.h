@@ -31,5 +31,7 @@ void add_make_model_command(CLI::App& app, CommandContext& ctx);
 void add_generate_command(CLI::App& app, CommandContext& ctx);
 void add_logits_command(CLI::App& app, CommandContext& ctx);
 void add_perplexity_command(CLI::App& app, CommandContext& ctx);
+// quantize IN OUT --dtype T (src/tools/quantize.cpp).
+void add_quantize_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
