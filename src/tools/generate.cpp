@@ -122,9 +122,12 @@ double sum_nll(const std::vector<float>& logits, std::span<const int32_t> tokens
 
 // Against a base model: mean KL(base || model) and top-1 agreement over every position, and the
 // same agreement restricted to "confident" positions, where the base's top-1 logit exceeds its
-// second by more than margin_factor x the RMS logit difference between the two models (taken
-// over every position and vocabulary entry). A flip needs the two top logits' errors to differ by
-// more than the margin, so positions inside that noise band say little about the quantiser.
+// second by more than margin_factor x the spread (standard deviation over the vocabulary) of
+// that position's logit difference between the two models. A flip needs the two top logits'
+// errors to differ by more than the margin; with errors of spread s their difference has spread
+// ~1.4 s, so at 3 s a flip is a > 2-sigma event, and positions inside the band say little about
+// the quantiser. (A global RMS would let positions whose MoE routing flipped, with errors far
+// above the average, count as confident.) A zero spread (identical logits) is confident.
 Status run_perplexity(const SessionOptions& so, const std::string& file,
                       const std::string& base_model, double margin_factor) {
   SEEK_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, open_session(so));
@@ -172,12 +175,19 @@ Status run_perplexity(const SessionOptions& so, const std::string& file,
         const int64_t top = std::max_element(p, p + vocab) - p;
         const bool same = top == std::max_element(q, q + vocab) - q;
         agree += same;
-        double second = -INFINITY;
+        double second = -INFINITY, sum = 0.0, sq = 0.0;
         for (int64_t i = 0; i < vocab; ++i) {
-          sq_diff += static_cast<double>(q[i] - p[i]) * static_cast<double>(q[i] - p[i]);
+          const double d = static_cast<double>(q[i]) - static_cast<double>(p[i]);
+          sum += d;
+          sq += d * d;
           if (i != top) second = std::max(second, static_cast<double>(p[i]));
         }
-        margins.push_back(static_cast<double>(p[top]) - second);
+        sq_diff += sq;
+        // The spread of this position's logit error; a shift common to all logits is not noise.
+        const double mean = sum / static_cast<double>(vocab);
+        const double spread =
+            std::sqrt(std::max(0.0, sq / static_cast<double>(vocab) - mean * mean));
+        margins.push_back((static_cast<double>(p[top]) - second) / spread);
         agrees.push_back(same);
       }
     }
@@ -191,16 +201,17 @@ Status run_perplexity(const SessionOptions& so, const std::string& file,
                 kl / positions,
                 100.0 * static_cast<double>(agree) / static_cast<double>(positions));
     const double rms = std::sqrt(sq_diff / (static_cast<double>(margins.size()) * vocab));
-    const double noise = margin_factor * rms;
     int64_t confident = 0, confident_agree = 0;
     for (size_t i = 0; i < margins.size(); ++i) {
-      if (margins[i] <= noise) continue;
+      if (!(margins[i] > margin_factor)) continue;
       ++confident;
       confident_agree += agrees[i];
     }
     std::printf("RMS logit difference vs base: %.6g\n", rms);
-    std::printf("confident positions (base top-1 margin > %g x RMS = %.6g): %lld of %zu\n",
-                margin_factor, noise, static_cast<long long>(confident), margins.size());
+    std::printf(
+        "confident positions (base top-1 margin > %g x the position's logit error "
+        "spread): %lld of %zu\n",
+        margin_factor, static_cast<long long>(confident), margins.size());
     if (confident > 0) {
       std::printf("top-1 agreement on confident positions: %.2f%%\n",
                   100.0 * static_cast<double>(confident_agree) / static_cast<double>(confident));
@@ -297,9 +308,10 @@ void add_perplexity_command(CLI::App& app, CommandContext& ctx) {
   sub->add_option("-f,--file", o->file, "Text file")->required();
   sub->add_option("--kl-base", o->kl_base,
                   "Base model: report mean KL divergence and top-1 agreement against it");
-  sub->add_option("--margin-factor", o->margin_factor,
-                  "With --kl-base: also report top-1 agreement on positions whose base top-1 "
-                  "margin exceeds this many RMS logit differences")
+  sub->add_option(
+         "--margin-factor", o->margin_factor,
+         "With --kl-base: also report top-1 agreement on positions whose base top-1 "
+         "margin exceeds this many standard deviations of that position's logit difference")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->callback([o, &ctx] {

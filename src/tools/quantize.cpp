@@ -389,6 +389,8 @@ Status write_tokenizer_files(const WeightSource& src, const GgufSource* gguf,
 Status write_hf(const WeightSource& src, const GgufSource* gguf, const QuantizeOptions& o,
                 DType target, Summary& summary) {
   SEEK_ASSIGN_OR_RETURN(std::string config_json, output_config_json(src, o, gguf, target));
+  for (const TensorSpec& spec : hf_tensor_specs(src.config()))
+    SEEK_RETURN_IF_ERROR(src.check(spec));
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec) return io_error("{}: cannot create folder: {}", o.out, ec.message());
@@ -396,7 +398,6 @@ Status write_hf(const WeightSource& src, const GgufSource* gguf, const QuantizeO
   writer.set_metadata("format", "pt");
   auto error = std::make_shared<FillError>();
   for (const TensorSpec& spec : hf_tensor_specs(src.config())) {
-    SEEK_RETURN_IF_ERROR(src.check(spec));
     const DType source_dtype = src.stored_dtype(spec);
     const DType dt =
         spec.role == TensorRole::kLinear ? target : kept_dtype(source_dtype, target, false);
