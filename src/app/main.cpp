@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add_perplexity_command(app, ctx);
   add_serve_command(app, ctx);
   add_estimate_command(app, ctx);
+  add_quantize_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

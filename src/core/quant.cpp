@@ -1,5 +1,6 @@
 #include "core/quant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -199,6 +200,29 @@ void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n) {
       break;
     default:
       break;
+  }
+}
+
+void quantize_fp8_blocks(const float* src, int64_t rows, int64_t cols, uint8_t* dst,
+                         float* scale_inv) {
+  SEEK_CHECK(rows >= 0 && cols >= 0, "fp8 blocks: non-negative shape");
+  const int64_t block_rows = (rows + kFp8BlockSize - 1) / kFp8BlockSize;
+  const int64_t block_cols = (cols + kFp8BlockSize - 1) / kFp8BlockSize;
+  for (int64_t bi = 0; bi < block_rows; ++bi) {
+    const int64_t r0 = bi * kFp8BlockSize, r1 = std::min(rows, r0 + kFp8BlockSize);
+    for (int64_t bj = 0; bj < block_cols; ++bj) {
+      const int64_t c0 = bj * kFp8BlockSize, c1 = std::min(cols, c0 + kFp8BlockSize);
+      float amax = 0.0f;
+      for (int64_t i = r0; i < r1; ++i)
+        for (int64_t j = c0; j < c1; ++j) amax = std::max(amax, std::fabs(src[i * cols + j]));
+      SEEK_CHECK(std::isfinite(amax), "fp8 blocks: finite input values");
+      float scale = amax / 448.0f;
+      if (!(scale > 0.0f)) scale = 1.0f;  // all zeros (or amax / 448 underflows): codes are 0
+      scale_inv[bi * block_cols + bj] = scale;
+      for (int64_t i = r0; i < r1; ++i)
+        for (int64_t j = c0; j < c1; ++j)
+          dst[i * cols + j] = f32_to_fp8_e4m3(src[i * cols + j] / scale);
+    }
   }
 }
 

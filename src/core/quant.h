@@ -37,4 +37,16 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n);
 // Preconditions as for dequantize_row, with can_quantize(type).
 void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n);
 
+// DeepSeek's FP8 weight format: the side of the square blocks that share one scale.
+inline constexpr int64_t kFp8BlockSize = 128;
+
+// Quantises a [rows, cols] f32 matrix to FP8 E4M3 with one f32 multiplier per 128x128 block
+// (edge blocks partial), as DeepSeek ships it: W[i][j] ~ fp8[i][j] * scale_inv[i/128][j/128].
+//   scale_inv = amax(|block|) / 448; q = f32_to_fp8_e4m3(x / scale_inv) (round to nearest even,
+//   saturating at +-448). A block of zeros (amax 0, or amax / 448 underflowing to 0) gets
+//   scale_inv 1, so its codes decode to exactly 0; a non-finite value is a caller bug (checked).
+// dst: [rows, cols] bytes; scale_inv: [ceil(rows/128), ceil(cols/128)] f32.
+void quantize_fp8_blocks(const float* src, int64_t rows, int64_t cols, uint8_t* dst,
+                         float* scale_inv);
+
 }  // namespace seekserve

@@ -487,4 +487,55 @@ std::vector<float> apply_gguf_transform(const ModelConfig& c, const GgufTensorPl
   return {};
 }
 
+std::vector<float> unapply_gguf_transform(const GgufTensorPlan& plan, std::vector<float> values) {
+  SEEK_CHECK(
+      plan.transform == GgufTransform::kCopy || plan.transform == GgufTransform::kPermuteRope,
+      "unapply_gguf_transform: a one-to-one transform");
+  if (plan.transform == GgufTransform::kCopy) return values;
+  // kPermuteRope put old row h*d + j*half + i at new row h*d + 2i + j; put it back.
+  const size_t cols = plan.dims.at(0);
+  const size_t rows = values.size() / cols;
+  const size_t head_rows = rows / static_cast<size_t>(plan.n_head);
+  const size_t half = head_rows / 2;
+  std::vector<float> out(values.size());
+  for (size_t h = 0; h < static_cast<size_t>(plan.n_head); ++h) {
+    for (size_t i = 0; i < half; ++i) {
+      for (size_t j = 0; j < 2; ++j) {
+        const size_t gguf_row = h * head_rows + 2 * i + j;
+        const size_t hf_row = h * head_rows + j * half + i;
+        std::copy_n(values.begin() + static_cast<std::ptrdiff_t>(gguf_row * cols), cols,
+                    out.begin() + static_cast<std::ptrdiff_t>(hf_row * cols));
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> merge_kv_b(const ModelConfig& c, const std::vector<float>& k_b,
+                              const std::vector<float>& v_b) {
+  const size_t h_count = static_cast<size_t>(c.num_attention_heads);
+  const size_t nope = static_cast<size_t>(c.qk_nope_head_dim);
+  const size_t v = static_cast<size_t>(c.v_head_dim);
+  const size_t r = static_cast<size_t>(c.kv_lora_rank);
+  SEEK_CHECK(k_b.size() == h_count * r * nope && v_b.size() == h_count * v * r,
+             "merge_kv_b: attn_k_b [H, r, nope] and attn_v_b [H, v, r]");
+  std::vector<float> out(h_count * (nope + v) * r);
+  for (size_t h = 0; h < h_count; ++h) {
+    for (size_t i = 0; i < nope; ++i)
+      for (size_t j = 0; j < r; ++j)
+        out[(h * (nope + v) + i) * r + j] = k_b[(h * r + j) * nope + i];
+    for (size_t i = 0; i < v; ++i)
+      for (size_t j = 0; j < r; ++j)
+        out[(h * (nope + v) + nope + i) * r + j] = v_b[(h * v + i) * r + j];
+  }
+  return out;
+}
+
+void pad_tokenizer_to_vocab(TokenizerData& tok, int64_t vocab_size) {
+  for (int64_t id = static_cast<int64_t>(tok.tokens.size()); id < vocab_size; ++id) {
+    tok.tokens.push_back(fmt::format("[PAD{}]", id));
+    tok.token_types.push_back(TokenType::kUnused);
+  }
+}
+
 }  // namespace seekserve

@@ -57,6 +57,20 @@ std::vector<GgufTensorPlan> gguf_tensor_plan(const ModelConfig& config, MlaGgufL
 std::vector<float> apply_gguf_transform(const ModelConfig& config, const GgufTensorPlan& plan,
                                         const std::vector<std::vector<float>>& sources);
 
+// The inverse for the one-to-one transforms (kCopy, kPermuteRope): the HF tensor's values from
+// the GGUF tensor's (row-major, f32). kStackExperts is undone by slicing the stacked tensor, the
+// split MLA pair by merge_kv_b.
+std::vector<float> unapply_gguf_transform(const GgufTensorPlan& plan, std::vector<float> values);
+
+// kv_b_proj [H * (nope + v), r] from the split layout's attn_k_b [H, r, nope] (per head W_UK^T)
+// and attn_v_b [H, v, r] (per head W_UV): the inverse of kSplitKb + kSplitVb.
+std::vector<float> merge_kv_b(const ModelConfig& config, const std::vector<float>& k_b,
+                              const std::vector<float>& v_b);
+
+// Pads a tokenizer's token list with "[PADn]" (kUnused) up to `vocab_size` embedding rows, as
+// llama.cpp's converter does: a GGUF's token list covers every embedding row.
+void pad_tokenizer_to_vocab(TokenizerData& tokenizer, int64_t vocab_size);
+
 // llama3 rope frequency factors as llama.cpp's rope_freqs tensor holds them (inv_freq is divided
 // by factor[i]); empty unless config.rope_scaling is llama3.
 std::vector<float> llama3_rope_freq_factors(const ModelConfig& config);

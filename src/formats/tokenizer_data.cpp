@@ -283,4 +283,74 @@ Result<TokenizerData> load_tokenizer_json(const std::string& path) {
   return data;
 }
 
+Result<TokenizerJsonFiles> tokenizer_data_to_json(const TokenizerData& t) {
+  const std::vector<std::string>* regexes = pre_tokenizer_regexes(t.pre);
+  if (regexes == nullptr) {
+    return invalid_argument("tokenizer: pre-tokenizer '{}' has no tokenizer.json form", t.pre);
+  }
+  json vocab = json::object();
+  json added = json::array();
+  for (size_t id = 0; id < t.tokens.size(); ++id) {
+    const TokenType type = id < t.token_types.size() ? t.token_types[id] : TokenType::kNormal;
+    if (type == TokenType::kUnused) continue;
+    if (type == TokenType::kControl || type == TokenType::kUserDefined) {
+      added.push_back({{"id", id},
+                       {"content", t.tokens[id]},
+                       {"single_word", false},
+                       {"lstrip", false},
+                       {"rstrip", false},
+                       {"normalized", type != TokenType::kControl},
+                       {"special", type == TokenType::kControl}});
+    } else if (!vocab.contains(t.tokens[id])) {
+      vocab[t.tokens[id]] = id;
+    }
+  }
+  json steps = json::array();
+  for (const std::string& regex : *regexes) {
+    steps.push_back({{"type", "Split"},
+                     {"pattern", {{"Regex", regex}}},
+                     {"behavior", "Isolated"},
+                     {"invert", false}});
+  }
+  steps.push_back({{"type", "ByteLevel"},
+                   {"add_prefix_space", false},
+                   {"trim_offsets", true},
+                   {"use_regex", false}});
+  json doc = {{"version", "1.0"},
+              {"truncation", nullptr},
+              {"padding", nullptr},
+              {"added_tokens", added},
+              {"normalizer", nullptr},
+              {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", steps}}},
+              {"post_processor", nullptr},
+              {"decoder",
+               {{"type", "ByteLevel"},
+                {"add_prefix_space", true},
+                {"trim_offsets", true},
+                {"use_regex", true}}},
+              {"model",
+               {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"vocab", vocab},
+                {"merges", t.merges}}}};
+  json config = {{"add_bos_token", t.add_bos}, {"add_eos_token", false}};
+  auto token_text = [&t](int64_t id) -> json {
+    if (id < 0 || id >= static_cast<int64_t>(t.tokens.size())) return nullptr;
+    return t.tokens[static_cast<size_t>(id)];
+  };
+  config["bos_token"] = token_text(t.bos_id);
+  config["eos_token"] = token_text(t.eos_id);
+  if (t.chat_template) config["chat_template"] = *t.chat_template;
+  try {
+    return TokenizerJsonFiles{doc.dump(), config.dump(2)};
+  } catch (const std::exception& e) {  // a token that is not UTF-8
+    return invalid_argument("tokenizer: cannot be written as tokenizer.json: {}", e.what());
+  }
+}
+
 }  // namespace seekserve

@@ -45,4 +45,15 @@ Result<TokenizerData> load_tokenizer_json(const std::string& path);
 Result<TokenizerData> parse_tokenizer_json(std::string_view tokenizer_json,
                                            const std::string_view* tokenizer_config_json);
 
+// The inverse of parse_tokenizer_json: a minimal tokenizer.json (BPE vocab + merges, added
+// tokens for control / user-defined ids, the Split regexes of `pre`, ByteLevel decoding) and a
+// tokenizer_config.json (add_bos_token, bos/eos token text, chat_template) that parse back to
+// the same data. "[PADn]" placeholders (kUnused) are left out: parsing recreates them.
+// kInvalidArgument when `pre` has no known regexes.
+struct TokenizerJsonFiles {
+  std::string tokenizer_json;
+  std::string tokenizer_config_json;
+};
+Result<TokenizerJsonFiles> tokenizer_data_to_json(const TokenizerData& tokenizer);
+
 }  // namespace seekserve

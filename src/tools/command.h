@@ -35,5 +35,7 @@ void add_perplexity_command(CLI::App& app, CommandContext& ctx);
 void add_serve_command(CLI::App& app, CommandContext& ctx);
 // estimate MODEL: memory and capacity planning (src/tools/estimate.cpp).
 void add_estimate_command(CLI::App& app, CommandContext& ctx);
+// quantize IN OUT --dtype T (src/tools/quantize.cpp).
+void add_quantize_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve

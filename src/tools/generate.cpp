@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -122,8 +123,16 @@ double sum_nll(const std::vector<float>& logits, std::span<const int32_t> tokens
   return nll;
 }
 
+// Against a base model: mean KL(base || model) and top-1 agreement over every position, and the
+// same agreement restricted to "confident" positions, where the base's top-1 logit exceeds its
+// second by more than margin_factor x the spread (standard deviation over the vocabulary) of
+// that position's logit difference between the two models. A flip needs the two top logits'
+// errors to differ by more than the margin; with errors of spread s their difference has spread
+// ~1.4 s, so at 3 s a flip is a > 2-sigma event, and positions inside the band say little about
+// the quantiser. (A global RMS would let positions whose MoE routing flipped, with errors far
+// above the average, count as confident.) A zero spread (identical logits) is confident.
 Status run_perplexity(const SessionOptions& so, const std::string& file,
-                      const std::string& base_model) {
+                      const std::string& base_model, double margin_factor) {
   SEEK_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, open_session(so));
   std::unique_ptr<Session> base;
   if (!base_model.empty()) {
@@ -139,8 +148,10 @@ Status run_perplexity(const SessionOptions& so, const std::string& file,
   const std::vector<int32_t> ids = s->tokenizer().encode(text, /*add_special=*/true);
   if (ids.size() < 2) return invalid_argument("{}: needs at least 2 tokens of text", file);
   const int64_t vocab = s->model().n_vocab();
-  double nll = 0.0, kl = 0.0;
+  double nll = 0.0, kl = 0.0, sq_diff = 0.0;
   int64_t scored = 0, agree = 0;
+  std::vector<double> margins;  // per position: base top-1 logit - base top-2 logit
+  std::vector<bool> agrees;     // per position: same top-1
   for (size_t start = 0; start + 1 < ids.size(); start += static_cast<size_t>(so.ctx)) {
     const size_t len = std::min(ids.size() - start, static_cast<size_t>(so.ctx));
     if (len < 2) break;
@@ -164,7 +175,23 @@ Status run_perplexity(const SessionOptions& so, const std::string& file,
           k += std::exp(lp) * (lp - lq);
         }
         kl += k;
-        agree += (std::max_element(p, p + vocab) - p) == (std::max_element(q, q + vocab) - q);
+        const int64_t top = std::max_element(p, p + vocab) - p;
+        const bool same = top == std::max_element(q, q + vocab) - q;
+        agree += same;
+        double second = -INFINITY, sum = 0.0, sq = 0.0;
+        for (int64_t i = 0; i < vocab; ++i) {
+          const double d = static_cast<double>(q[i]) - static_cast<double>(p[i]);
+          sum += d;
+          sq += d * d;
+          if (i != top) second = std::max(second, static_cast<double>(p[i]));
+        }
+        sq_diff += sq;
+        // The spread of this position's logit error; a shift common to all logits is not noise.
+        const double mean = sum / static_cast<double>(vocab);
+        const double spread =
+            std::sqrt(std::max(0.0, sq / static_cast<double>(vocab) - mean * mean));
+        margins.push_back((static_cast<double>(p[top]) - second) / spread);
+        agrees.push_back(same);
       }
     }
     scored += static_cast<int64_t>(len) - 1;
@@ -176,6 +203,24 @@ Status run_perplexity(const SessionOptions& so, const std::string& file,
     std::printf("mean KL divergence vs base: %.6f\ntop-1 agreement vs base: %.2f%%\n",
                 kl / positions,
                 100.0 * static_cast<double>(agree) / static_cast<double>(positions));
+    const double rms = std::sqrt(sq_diff / (static_cast<double>(margins.size()) * vocab));
+    int64_t confident = 0, confident_agree = 0;
+    for (size_t i = 0; i < margins.size(); ++i) {
+      if (!(margins[i] > margin_factor)) continue;
+      ++confident;
+      confident_agree += agrees[i];
+    }
+    std::printf("RMS logit difference vs base: %.6g\n", rms);
+    std::printf(
+        "confident positions (base top-1 margin > %g x the position's logit error "
+        "spread): %lld of %zu\n",
+        margin_factor, static_cast<long long>(confident), margins.size());
+    if (confident > 0) {
+      std::printf("top-1 agreement on confident positions: %.2f%%\n",
+                  100.0 * static_cast<double>(confident_agree) / static_cast<double>(confident));
+    } else {
+      std::printf("top-1 agreement on confident positions: n/a\n");
+    }
   }
   return Status::ok_status();
 }
@@ -256,6 +301,7 @@ void add_perplexity_command(CLI::App& app, CommandContext& ctx) {
   struct Opts {
     SessionOptions session;
     std::string file, kl_base;
+    double margin_factor = 3.0;
   };
   auto o = std::make_shared<Opts>();
   o->session.ctx = 512;
@@ -265,8 +311,15 @@ void add_perplexity_command(CLI::App& app, CommandContext& ctx) {
   sub->add_option("-f,--file", o->file, "Text file")->required();
   sub->add_option("--kl-base", o->kl_base,
                   "Base model: report mean KL divergence and top-1 agreement against it");
+  sub->add_option(
+         "--margin-factor", o->margin_factor,
+         "With --kl-base: also report top-1 agreement on positions whose base top-1 "
+         "margin exceeds this many standard deviations of that position's logit difference")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->callback([o, &ctx] {
-    ctx.exit_code = exit_code_for(run_perplexity(o->session, o->file, o->kl_base));
+    ctx.exit_code =
+        exit_code_for(run_perplexity(o->session, o->file, o->kl_base, o->margin_factor));
   });
 }
 

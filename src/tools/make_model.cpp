@@ -120,11 +120,7 @@ Status write_gguf(const ModelConfig& config, const MakeModelOptions& o, DType dt
     return invalid_argument("--tokenizer: {} tokens do not fit the model's {} embedding rows",
                             tok.tokens.size(), config.vocab_size);
   }
-  // Embedding rows without a token get placeholders, as llama.cpp's converter writes them.
-  for (int64_t id = static_cast<int64_t>(tok.tokens.size()); id < config.vocab_size; ++id) {
-    tok.tokens.push_back(fmt::format("[PAD{}]", id));
-    tok.token_types.push_back(TokenType::kUnused);
-  }
+  pad_tokenizer_to_vocab(tok, config.vocab_size);
   GgufWriter writer;
   model_config_to_gguf(config, layout, writer);
   writer.set("general.name", GgufValue::from_string(fmt::format(

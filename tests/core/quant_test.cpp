@@ -238,5 +238,38 @@ TEST(Quant, NonFiniteInputsDoNotCrash) {
   }
 }
 
+TEST(Quant, Fp8BlocksScaleByBlockAmaxAndStayWithinOneStep) {
+  // 200 x 300: partial edge blocks in both directions; one block all zeros; one with a huge
+  // value so its neighbours' scales must not be affected.
+  const int64_t rows = 200, cols = 300;
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  uint64_t state = 7;
+  for (float& v : x) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<float>(static_cast<int64_t>(state >> 40) - (1 << 23)) /
+        static_cast<float>(1 << 23);
+  }
+  for (int64_t i = 128; i < rows; ++i)
+    for (int64_t j = 0; j < 128; ++j) x[static_cast<size_t>(i * cols + j)] = 0.0f;
+  x[5 * cols + 260] = 1e6f;
+  std::vector<uint8_t> q(x.size());
+  std::vector<float> scale(2 * 3);
+  quantize_fp8_blocks(x.data(), rows, cols, q.data(), scale.data());
+  EXPECT_EQ(scale[3], 1.0f);  // block (1, 0): zeros
+  EXPECT_FLOAT_EQ(scale[2], 1e6f / 448.0f);
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      const size_t k = static_cast<size_t>(i * cols + j);
+      const float s = scale[static_cast<size_t>((i / 128) * 3 + j / 128)];
+      const float back = fp8_e4m3_to_f32(q[k]) * s;
+      // E4M3 has 3 mantissa bits: relative half-step 2^-4 for normals; subnormals (below
+      // 2^-6 * s) have an absolute step of 2^-9 * s.
+      EXPECT_LE(std::fabs(back - x[k]), std::fabs(x[k]) / 16.0f + std::ldexp(s, -10) + 1e-30f)
+          << i << "," << j;
+    }
+  }
+  EXPECT_EQ(fp8_e4m3_to_f32(q[5 * cols + 260]), 448.0f);
+}
+
 }  // namespace
 }  // namespace seekserve

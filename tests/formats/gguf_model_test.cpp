@@ -89,6 +89,29 @@ TEST(GgufModel, SplitKbVbRebuildKvB) {
   }
 }
 
+TEST(GgufModel, UnapplyAndMergeInvertTheTransforms) {
+  ModelConfig llama = preset("tiny-llama");
+  llama.num_hidden_layers = 1;
+  for (const auto& p : gguf_tensor_plan(llama, MlaGgufLayout::kSplit)) {
+    if (p.transform != GgufTransform::kPermuteRope && p.transform != GgufTransform::kCopy) continue;
+    if (p.sources.empty()) continue;
+    uint64_t n = 1;
+    for (uint64_t d : p.dims) n *= d;
+    std::vector<float> hf(n);
+    for (size_t i = 0; i < n; ++i) hf[i] = static_cast<float>(i);
+    EXPECT_EQ(unapply_gguf_transform(p, apply_gguf_transform(llama, p, {hf})), hf) << p.name;
+  }
+  ModelConfig c = preset("tiny-v3");
+  const size_t n = static_cast<size_t>(c.num_attention_heads * (c.qk_nope_head_dim + c.v_head_dim) *
+                                       c.kv_lora_rank);
+  std::vector<float> kv_b(n);
+  for (size_t i = 0; i < n; ++i) kv_b[i] = static_cast<float>(i) * 0.5f;
+  GgufTensorPlan kb{"k", {}, TensorRole::kLinear, GgufTransform::kSplitKb, {"x"}, 0};
+  GgufTensorPlan vb{"v", {}, TensorRole::kLinear, GgufTransform::kSplitVb, {"x"}, 0};
+  EXPECT_EQ(merge_kv_b(c, apply_gguf_transform(c, kb, {kv_b}), apply_gguf_transform(c, vb, {kv_b})),
+            kv_b);
+}
+
 TEST(GgufModel, Llama3FreqFactorsFollowTheThreeBands) {
   ModelConfig c = preset("r1-distill-llama-8b");
   const auto f = llama3_rope_freq_factors(c);

@@ -33,6 +33,30 @@ TEST(TokenizerData, LoadsDeepSeekV3) {
   EXPECT_NE(data->chat_template->find("<｜Assistant｜>"), std::string::npos);
 }
 
+TEST(TokenizerData, WritesTokenizerJsonThatParsesBackTheSame) {
+  Result<TokenizerData> data = load_tokenizer_json(testing::v3_tokenizer_path());
+  ASSERT_TRUE(data.ok()) << data.status().message();
+  TokenizerData padded = *data;
+  padded.tokens.push_back("[PAD128815]");  // as a GGUF pads to the embedding rows
+  padded.token_types.push_back(TokenType::kUnused);
+  Result<TokenizerJsonFiles> files = tokenizer_data_to_json(padded);
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  const std::string_view config = files->tokenizer_config_json;
+  Result<TokenizerData> back = parse_tokenizer_json(files->tokenizer_json, &config);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->pre, data->pre);
+  EXPECT_EQ(back->tokens, data->tokens);
+  EXPECT_EQ(back->token_types, data->token_types);
+  EXPECT_EQ(back->merges, data->merges);
+  EXPECT_EQ(back->bos_id, data->bos_id);
+  EXPECT_EQ(back->eos_id, data->eos_id);
+  EXPECT_EQ(back->add_bos, data->add_bos);
+  EXPECT_EQ(back->chat_template, data->chat_template);
+  TokenizerData unknown_pre = *data;
+  unknown_pre.pre = "gpt4o";
+  EXPECT_FALSE(tokenizer_data_to_json(unknown_pre).ok());
+}
+
 TEST(TokenizerData, AcceptsTheFolder) {
   const std::string file = testing::v3_tokenizer_path();
   Result<TokenizerData> data = load_tokenizer_json(file.substr(0, file.rfind('/')));
