@@ -46,8 +46,27 @@ int ThreadPool::default_thread_count() {
   return cores.empty() ? 1 : static_cast<int>(cores.size());
 }
 
-ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads > 0 ? n_threads : default_thread_count()) {
+namespace {
+constexpr int kSpinIterations = 4000;  // ~ tens of µs of pause before sleeping on a futex
+constexpr uint64_t kTagMask = (uint64_t{1} << 20) - 1;
+constexpr uint64_t kIndexMask = (uint64_t{1} << 22) - 1;
+
+uint64_t pack(uint64_t tag, int64_t next, int64_t end) {
+  return ((tag & kTagMask) << 44) | (static_cast<uint64_t>(next) << 22) |
+         static_cast<uint64_t>(end);
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, bool work_stealing)
+    : n_threads_(n_threads > 0 ? n_threads : default_thread_count()),
+      work_stealing_(work_stealing),
+      ranges_(static_cast<size_t>(n_threads_)) {
   workers_.reserve(n_threads_ - 1);
   for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker_main(t); });
 }
@@ -55,18 +74,44 @@ ThreadPool::ThreadPool(int n_threads)
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
+    stop_.store(true);
   }
   work_cv_.notify_all();
   for (std::thread& w : workers_) w.join();
 }
 
-void ThreadPool::run_share(int thread) {
-  const int64_t begin = n_tasks_ * thread / n_threads_;
-  const int64_t end = n_tasks_ * (thread + 1) / n_threads_;
+int64_t ThreadPool::take(Range& range, uint64_t tag) {
+  uint64_t s = range.state.load(std::memory_order_acquire);
+  for (;;) {
+    if (((s >> 44) & kTagMask) != (tag & kTagMask)) return -1;
+    const int64_t next = static_cast<int64_t>((s >> 22) & kIndexMask);
+    const int64_t end = static_cast<int64_t>(s & kIndexMask);
+    if (next >= end) return -1;
+    if (range.state.compare_exchange_weak(s, s + (uint64_t{1} << 22), std::memory_order_acq_rel,
+                                          std::memory_order_acquire)) {
+      return next;
+    }
+  }
+}
+
+void ThreadPool::run_share(int thread, uint64_t tag) {
   t_thread_index = thread;
-  for (int64_t task = begin; task < end; ++task) fn_(ctx_, task, thread);
+  int64_t ran = 0;
+  // Own range first, then the others' from the next thread on (spreads the thieves).
+  const int n_ranges = work_stealing_ ? n_threads_ : 1;
+  for (int i = 0; i < n_ranges; ++i) {
+    Range& range = ranges_[static_cast<size_t>((thread + i) % n_threads_)];
+    for (int64_t task; (task = take(range, tag)) >= 0;) {
+      fn_.load(std::memory_order_relaxed)(ctx_.load(std::memory_order_relaxed), task, thread);
+      ++ran;
+    }
+  }
   t_thread_index = -1;
+  if (ran > 0 && done_.fetch_add(ran, std::memory_order_acq_rel) + ran ==
+                     n_tasks_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_cv_.notify_all();
+  }
 }
 
 void ThreadPool::run(int64_t n_tasks, TaskFn fn, void* ctx) {
@@ -82,34 +127,65 @@ void ThreadPool::run(int64_t n_tasks, TaskFn fn, void* ctx) {
     t_thread_index = -1;
     return;
   }
+  if (n_tasks >= kMaxStealTasks) {  // too many to pack: run as chunks of at most that many
+    for (int64_t first = 0; first < n_tasks; first += kMaxStealTasks - 1) {
+      struct Chunk {
+        TaskFn fn;
+        void* ctx;
+        int64_t first;
+      } chunk{fn, ctx, first};
+      auto trampoline = [](void* c, int64_t task, int thread) {
+        auto* ch = static_cast<Chunk*>(c);
+        ch->fn(ch->ctx, ch->first + task, thread);
+      };
+      call_mutex_.unlock();
+      run(std::min(kMaxStealTasks - 1, n_tasks - first), trampoline, &chunk);
+      call_mutex_.lock();
+    }
+    return;
+  }
+  const uint64_t tag = generation_.load(std::memory_order_relaxed) + 1;
+  fn_.store(fn, std::memory_order_relaxed);
+  ctx_.store(ctx, std::memory_order_relaxed);
+  n_tasks_.store(n_tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  for (int t = 0; t < n_threads_; ++t) {
+    ranges_[static_cast<size_t>(t)].state.store(
+        pack(tag, n_tasks * t / n_threads_, n_tasks * (t + 1) / n_threads_),
+        std::memory_order_release);
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    n_tasks_ = n_tasks;
-    fn_ = fn;
-    ctx_ = ctx;
-    pending_ = n_threads_ - 1;
-    ++generation_;
+    generation_.store(tag, std::memory_order_release);
   }
   work_cv_.notify_all();
-  run_share(0);
+  run_share(0, tag);
+  for (int spin = 0; spin < kSpinIterations; ++spin) {
+    if (done_.load(std::memory_order_acquire) == n_tasks) return;
+    cpu_relax();
+  }
   std::unique_lock<std::mutex> lock(mutex_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
+  done_cv_.wait(lock, [&] { return done_.load(std::memory_order_acquire) == n_tasks; });
 }
 
 void ThreadPool::worker_main(int thread) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; g == seen && spin < kSpinIterations; ++spin) {
+      cpu_relax();
+      g = generation_.load(std::memory_order_acquire);
+    }
+    if (g == seen) {
       std::unique_lock<std::mutex> lock(mutex_);
-      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      work_cv_.wait(lock, [&] {
+        return stop_.load() || generation_.load(std::memory_order_acquire) != seen;
+      });
+      if (stop_.load()) return;
+      g = generation_.load(std::memory_order_acquire);
     }
-    run_share(thread);
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    seen = g;
+    run_share(thread, g);
   }
 }
 

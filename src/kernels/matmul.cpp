@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/quant.h"
 #include "kernels/matmul_kernels.h"
 
 namespace seekserve {
@@ -239,7 +240,14 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
 }
 
 void weight_row_to_f32(const WeightView& w, int64_t row, float* out) {
-  for (int64_t c = 0; c < w.cols; ++c) out[c] = matmul_detail::weight_element(w, row, c);
+  // One decoder for files and kernels: core/quant.h's dequantize_row, then fp8's block scales.
+  const uint64_t row_bytes = *dtype_bytes(w.dtype, static_cast<uint64_t>(w.cols));
+  dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + row * row_bytes, out, w.cols);
+  if (w.dtype == DType::kF8E4M3) {
+    const int64_t n_col_blocks = ceil_div(w.cols, kFp8ScaleBlock);
+    const float* scale = w.scale_inv + (row / kFp8ScaleBlock) * n_col_blocks;
+    for (int64_t c = 0; c < w.cols; ++c) out[c] *= scale[c / kFp8ScaleBlock];
+  }
 }
 
 void matmul_reference(const float* x, int64_t m, const WeightView& w, float* y) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/attention.h"
 #include "model/model_step.h"
 
 namespace seekserve {
@@ -34,33 +35,45 @@ void Model::gqa_attention(Step& s, int64_t il, const float* x, float* y, KvCache
     const SequenceInput& in = s.batch[static_cast<size_t>(s.seq_of[t])];
     cache.write(il, in.block_table, s.pos_of[t], slot);
   }
+  // Heads folded by KV group: a task is one token and one KV head, and reads each cached slot's
+  // K (then V) once for the `group` query heads that share it.
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const int64_t width = 2 * kv_dim, bs = cache.block_size();
   std::vector<float> o(static_cast<size_t>(T * H * d));
-  pool_.parallel_for(T * H, [&](int64_t task, int) {
-    const int64_t t = task / H, h = task % H, kvh = h / group;
+  attn_scratch_.resize(static_cast<size_t>(pool_.n_threads()));
+  pool_.parallel_for(T * KV, [&](int64_t task, int thread) {
+    const int64_t t = task / KV, kvh = task % KV, h0 = kvh * group;
     const SequenceInput& in = s.batch[static_cast<size_t>(s.seq_of[t])];
     const int64_t n_ctx = s.pos_of[t] + 1;
-    const float* qh = q.data() + (t * H + h) * d;
-    std::vector<float> kj(static_cast<size_t>(d)), scores(static_cast<size_t>(n_ctx));
-    float mx = -INFINITY;
-    for (int64_t j = 0; j < n_ctx; ++j) {
-      cache.read(il, in.block_table, j, kvh * d, d, kj.data());
-      float dot = 0.0f;
-      for (int64_t i = 0; i < d; ++i) dot += qh[i] * kj[i];
-      scores[j] = dot * scale;
-      mx = std::max(mx, scores[j]);
+    std::vector<float>& scratch = attn_scratch_[static_cast<size_t>(thread)];
+    scratch.resize(static_cast<size_t>(group * n_ctx + bs * width));
+    float* scores = scratch.data();                 // [group, n_ctx]
+    float* block_buf = scores + group * n_ctx;      // [bs, width] (non-F32 caches)
+    const float* qh = q.data() + (t * H + h0) * d;  // [group, d]
+    for (int64_t j0 = 0; j0 < n_ctx; j0 += bs) {
+      const int64_t cnt = std::min(bs, n_ctx - j0);
+      const float* rows =
+          cache.block_rows(il, in.block_table[static_cast<size_t>(j0 / bs)], cnt, block_buf);
+      attention_scores(qh, group, d, rows + kvh * d, cnt, width, d, scale, scores + j0, n_ctx);
     }
-    double sum = 0.0;
-    for (int64_t j = 0; j < n_ctx; ++j) {
-      scores[j] = std::exp(scores[j] - mx);
-      sum += scores[j];
+    float* out = o.data() + (t * H + h0) * d;  // [group, d]
+    for (int64_t i = 0; i < group; ++i) {
+      float* sc = scores + i * n_ctx;
+      const float mx = *std::max_element(sc, sc + n_ctx);
+      double sum = 0.0;
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        sc[j] = std::exp(sc[j] - mx);
+        sum += sc[j];
+      }
+      for (int64_t j = 0; j < n_ctx; ++j) sc[j] = static_cast<float>(sc[j] / sum);
+      std::fill_n(out + i * d, d, 0.0f);
     }
-    float* out = o.data() + (t * H + h) * d;
-    std::fill(out, out + d, 0.0f);
-    for (int64_t j = 0; j < n_ctx; ++j) {
-      cache.read(il, in.block_table, j, kv_dim + kvh * d, d, kj.data());
-      const float p = static_cast<float>(scores[j] / sum);
-      for (int64_t i = 0; i < d; ++i) out[i] += p * kj[i];
+    for (int64_t j0 = 0; j0 < n_ctx; j0 += bs) {
+      const int64_t cnt = std::min(bs, n_ctx - j0);
+      const float* rows =
+          cache.block_rows(il, in.block_table[static_cast<size_t>(j0 / bs)], cnt, block_buf);
+      attention_accumulate(scores + j0, group, n_ctx, rows + kv_dim + kvh * d, cnt, width, d, out,
+                           d);
     }
   });
   linear(o.data(), T, L.wo, y);

@@ -66,4 +66,16 @@ void KvCache::read(int64_t layer, std::span<const int32_t> table, int64_t pos, i
   dequantize_row(dtype_, s + static_cast<uint64_t>(first) * elem, out, count);
 }
 
+const float* KvCache::block_rows(int64_t layer, int32_t block, int64_t n_slots,
+                                 float* scratch) const {
+  SEEK_CHECK(block >= 0 && block < n_blocks_, "block ids are in range");
+  SEEK_CHECK(n_slots >= 0 && n_slots <= block_size_, "a block holds block_size slots");
+  const uint8_t* base =
+      storage_.data() +
+      static_cast<uint64_t>((layer * n_blocks_ + block) * block_size_) * slot_bytes_;
+  if (dtype_ == DType::kF32) return reinterpret_cast<const float*>(base);
+  dequantize_row(dtype_, base, scratch, n_slots * width_);  // plain types: slots are back to back
+  return scratch;
+}
+
 }  // namespace seekserve

@@ -46,6 +46,11 @@ class KvCache {
   // Reads `count` values starting at column `first` of that slot into out.
   void read(int64_t layer, std::span<const int32_t> block_table, int64_t pos, int64_t first,
             int64_t count, float* out) const;
+  // The first `n_slots` slots of block `block` of `layer` as f32 rows [n_slots, width]: a pointer
+  // into the cache when it stores F32 (no copy, valid until the next write), else the slots
+  // decoded into `scratch` (room for n_slots * width floats), which is returned. What attention
+  // reads: the slots of a block are contiguous, so one block is one strided matrix.
+  const float* block_rows(int64_t layer, int32_t block, int64_t n_slots, float* scratch) const;
 
  private:
   uint8_t* slot(int64_t layer, std::span<const int32_t> block_table, int64_t pos);

@@ -55,6 +55,9 @@ class Model {
   std::unique_ptr<ModelWeights> w_;
   ThreadPool& pool_;
   ModelOptions options_;
+  // Per-thread attention scratch (scores, folded queries, a decoded block), grown on first use
+  // and kept: [pool threads] vectors, each touched only by its thread during a step.
+  std::vector<std::vector<float>> attn_scratch_;
 };
 
 // RMSNorm of n values: x / sqrt(mean(x²) + eps) · weight (accumulated in double).

@@ -1,6 +1,7 @@
 #include "core/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -11,7 +12,7 @@ namespace {
 
 TEST(ThreadPoolTest, RunsEveryTaskOnceOnItsStaticThread) {
   for (int n_threads : {1, 2, 3, 5}) {
-    ThreadPool pool(n_threads);
+    ThreadPool pool(n_threads, /*work_stealing=*/false);
     ASSERT_EQ(pool.n_threads(), n_threads);
     for (int64_t n_tasks : {0, 1, 2, 7, 100}) {
       std::vector<std::atomic<int>> runs(n_tasks);
@@ -38,13 +39,45 @@ TEST(ThreadPoolTest, RunsEveryTaskOnceOnItsStaticThread) {
 }
 
 TEST(ThreadPoolTest, UsesTheWorkers) {
-  ThreadPool pool(3);
+  ThreadPool pool(3, /*work_stealing=*/false);
   std::vector<std::thread::id> ids(3);
   pool.parallel_for(3, [&](int64_t task, int) { ids[task] = std::this_thread::get_id(); });
   EXPECT_EQ(ids[0], std::this_thread::get_id());  // thread 0 is the caller
   EXPECT_NE(ids[1], ids[0]);
   EXPECT_NE(ids[2], ids[0]);
   EXPECT_NE(ids[1], ids[2]);
+}
+
+TEST(ThreadPoolTest, StealingRunsEveryTaskOnce) {
+  for (int n_threads : {2, 3, 5}) {
+    ThreadPool pool(n_threads);
+    for (int rep = 0; rep < 50; ++rep) {
+      for (int64_t n_tasks : {0, 1, 2, 7, 100, 1000}) {
+        std::vector<std::atomic<int>> runs(n_tasks);
+        pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
+          ASSERT_GE(thread, 0);
+          ASSERT_LT(thread, n_threads);
+          runs[task].fetch_add(1);
+        });
+        for (int64_t t = 0; t < n_tasks; ++t) ASSERT_EQ(runs[t].load(), 1) << "task " << t;
+      }
+    }
+  }
+}
+
+TEST(ThreadPoolTest, AStalledWorkerHasItsTasksStolen) {
+  ThreadPool pool(2);
+  std::vector<int> thread_of(100, -1);
+  std::atomic<bool> slept{false};
+  pool.parallel_for(100, [&](int64_t task, int thread) {
+    thread_of[task] = thread;
+    if (thread == 1 && !slept.exchange(true)) {  // the worker stalls on its first task
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  int stolen = 0;
+  for (int t = 50; t < 100; ++t) stolen += thread_of[t] == 0;
+  EXPECT_GE(stolen, 1);
 }
 
 TEST(ThreadPoolTest, NestedCallsRunInlineWithTheOuterThreadIndex) {
