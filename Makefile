@@ -4,7 +4,7 @@ FUZZ_DIR ?= build-fuzz
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup build run test unit format format-check fuzz bench clean
+.PHONY: all setup build run demo test unit format format-check fuzz bench clean
 
 all: build
 
@@ -15,8 +15,13 @@ build: setup
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Until the server lands: the demo model through inspect, tokenize, chat template and generate.
+# The server on the demo model (tiny-v3, made on first use) at 127.0.0.1:8000; it prints a
+# ready-to-paste curl request. Ctrl-C drains and stops it.
 run: build
+	@$(BUILD_DIR)/seekserve serve --host 127.0.0.1 --port 8000
+
+# The demo model through inspect, tokenize, a chat template and generate.
+demo: build
 	@scripts/run-demo.sh $(BUILD_DIR)/seekserve
 
 # Fuzzing first, so that ctest's summary ("100% tests passed, 0 tests failed out of N") closes
