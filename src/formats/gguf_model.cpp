@@ -70,6 +70,21 @@ const char* gguf_arch_name(Arch arch) {
   return "unknown";
 }
 
+uint32_t gguf_file_type(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return 0;
+    case DType::kF16:
+      return 1;
+    case DType::kQ4_0:
+      return 2;
+    case DType::kQ8_0:
+      return 7;
+    default:
+      return 32;  // BF16
+  }
+}
+
 void model_config_to_gguf(const ModelConfig& c, MlaGgufLayout layout, GgufWriter& out) {
   out.set("general.architecture", GgufValue::from_string(gguf_arch_name(c.arch)));
   out.set(key(c, "vocab_size"), GgufValue::from_u32(static_cast<uint32_t>(c.vocab_size)));

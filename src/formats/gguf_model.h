@@ -23,6 +23,9 @@ const char* gguf_arch_name(Arch arch);
 // current llama.cpp writes it, or fused (attn_kv_b, head_count_kv = H, key_length 192).
 enum class MlaGgufLayout { kSplit, kFused };
 
+// llama.cpp's general.file_type (LLAMA_FTYPE_MOSTLY_*) for a model whose matrices are `t`.
+uint32_t gguf_file_type(DType t);
+
 void model_config_to_gguf(const ModelConfig& config, MlaGgufLayout layout, GgufWriter& out);
 // Reads the architecture keys back. For deepseek2, V3 vs V2 is told by expert_gating_func
 // (2 = sigmoid); YaRN mscale is taken equal to mscale_all_dim (true of every DeepSeek release).

@@ -125,9 +125,7 @@ Status write_gguf(const ModelConfig& config, const MakeModelOptions& o, DType dt
   model_config_to_gguf(config, layout, writer);
   writer.set("general.name", GgufValue::from_string(fmt::format(
                                  "seekserve {} (random weights, seed {})", o.preset, o.seed)));
-  writer.set("general.file_type", GgufValue::from_u32(dtype == DType::kF32   ? 0
-                                                      : dtype == DType::kF16 ? 1
-                                                                             : 32));
+  writer.set("general.file_type", GgufValue::from_u32(gguf_file_type(dtype)));
   tokenizer_data_to_gguf(tok, writer);
   std::map<std::string, TensorSpec> specs;
   for (const TensorSpec& s : hf_tensor_specs(config)) specs.emplace(s.name, s);

@@ -468,21 +468,6 @@ Status write_hf(const WeightSource& src, const GgufSource* gguf, const QuantizeO
 
 // --- GGUF output ---
 
-uint32_t gguf_file_type(DType t) {  // llama.cpp's general.file_type (LLAMA_FTYPE_MOSTLY_*)
-  switch (t) {
-    case DType::kF32:
-      return 0;
-    case DType::kF16:
-      return 1;
-    case DType::kQ4_0:
-      return 2;
-    case DType::kQ8_0:
-      return 7;
-    default:
-      return 32;  // BF16
-  }
-}
-
 Status write_gguf(const WeightSource& src, const GgufSource* gguf, const QuantizeOptions& o,
                   DType target, Summary& summary) {
   const MlaGgufLayout layout = gguf != nullptr ? gguf->layout() : MlaGgufLayout::kSplit;
