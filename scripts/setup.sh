@@ -10,7 +10,8 @@ DEBIAN_PACKAGES=(
   libgtest-dev libgmock-dev
   clang-16 libclang-rt-16-dev clang-format
   python3 python3-numpy python3-jinja2
-  prometheus
+  prometheus prometheus-alertmanager
+  libboost-dev nginx-light
   nodejs npm
 )
 
