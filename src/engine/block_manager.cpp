@@ -111,6 +111,13 @@ std::optional<int32_t> BlockManager::allocate() {
   return id;
 }
 
+void BlockManager::share(int32_t block) {
+  SEEK_CHECK(block >= 0 && block < n_blocks_, "block id in range");
+  Block& b = blocks_[static_cast<size_t>(block)];
+  SEEK_CHECK(b.refs > 0, "sharing a block nobody holds");
+  ++b.refs;
+}
+
 void BlockManager::release(int32_t block) {
   SEEK_CHECK(block >= 0 && block < n_blocks_, "block id in range");
   Block& b = blocks_[static_cast<size_t>(block)];

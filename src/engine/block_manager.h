@@ -55,6 +55,9 @@ class BlockManager {
   // A block with one reference, or nullopt when none is free or evictable.
   std::optional<int32_t> allocate();
 
+  // Adds a reference to a block someone already holds (a forked sequence sharing it).
+  void share(int32_t block);
+
   // Drops one reference; an unused registered block becomes cached, an unregistered one free.
   void release(int32_t block);
 

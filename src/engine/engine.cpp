@@ -22,6 +22,7 @@ constexpr int64_t kFirstPrefillChunk = 256;  // before any step was measured
 struct Engine::Sequence {
   uint64_t id = 0;
   uint64_t arrival = 0;
+  int32_t index = 0;  // choice index within its request
   GenerationRequest request;
   std::shared_ptr<RequestChannel> channel;
   std::vector<int32_t> tokens;  // prompt, then generated ids
@@ -34,7 +35,10 @@ struct Engine::Sequence {
   EngineClock::time_point submitted;
   bool started = false;       // has been scheduled once
   bool counted_queue = true;  // still holds an admission slot
+  int64_t queue_tokens = 0;   // prompt tokens it counts against --max-queue-tokens
   int64_t cached_tokens = 0;
+  // Choices 1..n-1 of an n > 1 request, held by choice 0 until its prompt is computed.
+  std::vector<std::unique_ptr<Sequence>> forks;
 
   int64_t n_generated() const { return static_cast<int64_t>(tokens.size()) - n_prompt; }
 };
@@ -57,6 +61,8 @@ Result<std::unique_ptr<Engine>> Engine::start(std::unique_ptr<Model> model,
     return invalid_argument("--max-num-batched-tokens must be positive");
   if (options.max_step_ms <= 0) return invalid_argument("--max-step-ms must be positive");
   if (options.max_queue < 0) return invalid_argument("--max-queue must be >= 0");
+  if (options.max_num_seqs_limit < options.max_num_seqs)
+    options.max_num_seqs_limit = options.max_num_seqs;
   SEEK_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(model->config(), options.n_blocks,
                                                        options.block_size, options.kv_dtype));
   std::unique_ptr<Engine> e(new Engine(std::move(model), tokenizer, options, std::move(cache)));
@@ -72,7 +78,9 @@ Engine::Engine(std::unique_ptr<Model> model, const Tokenizer& tokenizer, EngineO
       cache_(std::make_unique<KvCache>(std::move(cache))),
       blocks_(std::make_unique<BlockManager>(options.n_blocks, options.block_size,
                                              options.prefix_cache)),
-      inbox_(std::make_unique<Inbox>()) {
+      inbox_(std::make_unique<Inbox>()),
+      max_num_seqs_(options.max_num_seqs),
+      max_num_batched_tokens_(options.max_num_batched_tokens) {
   valid_ids_.assign(static_cast<size_t>(model_->n_vocab()), false);
   for (int64_t id = 0; id < model_->n_vocab(); ++id)
     valid_ids_[static_cast<size_t>(id)] = tokenizer_.is_real_token(id);
@@ -108,13 +116,18 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
         max_model_len_, n, r.max_tokens);
   }
   SEEK_RETURN_IF_ERROR(r.sampling.validate());
-  // Admission: a bounded queue. Compare-and-add under the inbox lock so two submitters cannot
-  // both take the last slot.
+  if (r.n < 1 || r.n > options_.max_num_seqs_limit)
+    return invalid_argument("n: {} is not in 1..{}", r.n, options_.max_num_seqs_limit);
+  if (r.logprobs > n_vocab_logprobs_max())
+    return invalid_argument("logprobs: {} is more than {}", r.logprobs, n_vocab_logprobs_max());
+  const int64_t n_seqs = r.n;
+  // Admission: a bounded queue (a request with n choices takes n places). Compare-and-add under the
+  // inbox lock so two submitters cannot both take the last slot.
   auto s = std::make_unique<Sequence>();
   {
     std::lock_guard<std::mutex> lock(inbox_->mutex);
     if (inbox_->stop) return Status(StatusCode::kResourceExhausted, "the engine is stopping");
-    if (queued_requests_.load() >= options_.max_queue) {
+    if (queued_requests_.load() + n_seqs > options_.max_queue) {
       return Status(
           StatusCode::kResourceExhausted,
           fmt::format("the server is at capacity ({} requests waiting)", queued_requests_.load()));
@@ -125,9 +138,9 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
                     fmt::format("the server is at capacity ({} prompt tokens waiting)",
                                 queued_tokens_.load()));
     }
-    queued_requests_ += 1;
+    queued_requests_ += n_seqs;
     queued_tokens_ += n;
-    s->id = next_id_++;
+    s->id = next_id_.fetch_add(static_cast<uint64_t>(n_seqs));
     s->arrival = s->id;
   }
   s->channel = std::make_shared<RequestChannel>(s->id);
@@ -136,6 +149,22 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
   s->submitted = EngineClock::now();
   s->sampler = std::make_unique<Sampler>(r.sampling, valid_ids_);
   s->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
+  s->queue_tokens = n;
+  for (int32_t i = 1; i < r.n; ++i) {
+    auto f = std::make_unique<Sequence>();
+    f->id = s->id + static_cast<uint64_t>(i);
+    f->arrival = s->arrival;
+    f->index = i;
+    f->channel = s->channel;
+    f->tokens = r.prompt;
+    f->n_prompt = n;
+    f->submitted = s->submitted;
+    f->request = r;
+    f->request.sampling.seed = r.sampling.seed + static_cast<uint64_t>(i);
+    f->sampler = std::make_unique<Sampler>(f->request.sampling, valid_ids_);
+    f->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
+    s->forks.push_back(std::move(f));
+  }
   s->request = std::move(r);
   std::shared_ptr<RequestChannel> channel = s->channel;
   {
@@ -152,6 +181,19 @@ void Engine::cancel(uint64_t id) {
     inbox_->cancels.push_back(id);
   }
   inbox_->cv.notify_one();
+}
+
+Status Engine::set_limits(EngineLimits limits) {
+  if (limits.max_num_seqs < 0 || limits.max_num_seqs > options_.max_num_seqs_limit)
+    return invalid_argument("max_num_seqs: {} is not in 1..{} (--max-num-seqs-limit)",
+                            limits.max_num_seqs, options_.max_num_seqs_limit);
+  if (limits.max_num_batched_tokens < 0)
+    return invalid_argument("max_num_batched_tokens: must be positive");
+  if (limits.max_num_seqs > 0) max_num_seqs_.store(limits.max_num_seqs);
+  if (limits.max_num_batched_tokens > 0)
+    max_num_batched_tokens_.store(limits.max_num_batched_tokens);
+  inbox_->cv.notify_one();
+  return Status::ok_status();
 }
 
 EngineStats Engine::stats() const {
@@ -172,6 +214,10 @@ EngineStats Engine::stats() const {
           .count();
   st.seconds_since_heartbeat = static_cast<double>(now_ns - counters_.heartbeat_ns.load()) * 1e-9;
   st.prefill_tokens_per_ms = counters_.tokens_per_ms.load();
+  st.computed_tokens = counters_.computed_tokens.load();
+  st.max_num_seqs = max_num_seqs_.load();
+  st.max_num_batched_tokens = max_num_batched_tokens_.load();
+  st.last_step_ms = counters_.last_step_ms.load();
   return st;
 }
 
@@ -247,7 +293,7 @@ void Engine::take_inbox() {
   const std::unordered_set<uint64_t> ids(cancels.begin(), cancels.end());
   for (auto* list : {&running_, &waiting_}) {
     for (auto& s : *list) {
-      if (ids.count(s->id)) {
+      if (ids.count(s->channel->id())) {
         log_info("[{}] cancelled after {} tokens", s->request.request_id, s->n_generated());
         finish(*s, "cancelled");
         s.reset();
@@ -292,15 +338,18 @@ void Engine::left_waiting(Sequence& s) {
   if (!s.counted_queue) return;
   s.counted_queue = false;
   queued_requests_ -= 1;
-  queued_tokens_ -= s.n_prompt;
+  queued_tokens_ -= s.queue_tokens;
 }
 
 void Engine::finish(Sequence& s, const std::string& reason) {
+  for (auto& f : s.forks) finish(*f, reason);  // choices not forked yet end with it
+  s.forks.clear();
   free_blocks(s);
   left_waiting(s);
   const auto now = EngineClock::now();
   EngineEvent ev;
   ev.kind = EngineEvent::Kind::kFinished;
+  ev.index = s.index;
   ev.time = now;
   ev.finish_reason = reason;
   ev.text = s.text->finish();
@@ -316,6 +365,8 @@ void Engine::finish(Sequence& s, const std::string& reason) {
 }
 
 void Engine::fail(Sequence& s, const Status& status, bool timed_out) {
+  for (auto& f : s.forks) fail(*f, status, timed_out);
+  s.forks.clear();
   free_blocks(s);
   left_waiting(s);
   EngineEvent ev;
@@ -363,15 +414,15 @@ bool Engine::step() {
     wait_view.push_back(v);
   }
   SchedulerConfig cfg;
-  cfg.max_num_batched_tokens = options_.max_num_batched_tokens;
-  cfg.max_num_seqs = options_.max_num_seqs;
+  cfg.max_num_batched_tokens = max_num_batched_tokens_.load();
+  cfg.max_num_seqs = max_num_seqs_.load();
   cfg.block_size = bs;
   cfg.policy = options_.policy;
   int64_t prefill = kFirstPrefillChunk;
   if (ms_per_token_ > 0)
     prefill = static_cast<int64_t>(options_.max_step_ms / ms_per_token_) - n_decoding;
   cfg.max_prefill_tokens =
-      std::clamp<int64_t>(prefill, kMinPrefillChunk, options_.max_num_batched_tokens);
+      std::clamp<int64_t>(prefill, kMinPrefillChunk, cfg.max_num_batched_tokens);
   const StepPlan plan = plan_step(run_view, wait_view, blocks_->n_available(), cfg);
 
   // Preemptions: free the blocks, recompute later (generated tokens become part of what is
@@ -461,6 +512,8 @@ bool Engine::step() {
   const Status st = model_->forward(batch, *cache_, logits_);
   const double ms = seconds_between(t0, EngineClock::now()) * 1e3;
   counters_.steps += 1;
+  counters_.last_step_ms.store(ms);
+  for (const Work& w : work) counters_.computed_tokens += w.n;
   if (!st.ok()) {
     log_error("engine step failed: {}", st.to_string());
     for (const Work& w : work) {
@@ -495,35 +548,105 @@ bool Engine::step() {
     if (s.n_computed < static_cast<int64_t>(s.tokens.size())) continue;  // mid-prefill
     std::span<float> row(logits_.data() + i * static_cast<size_t>(n_vocab),
                          static_cast<size_t>(n_vocab));
+    const bool want_logprobs = s.request.logprobs >= 0;
+    const bool forking = !s.forks.empty();
+    if (want_logprobs || forking) raw_.assign(row.begin(), row.end());
+    LogprobTable table;
+    if (want_logprobs) table = logprob_table(raw_, valid_ids_, s.request.logprobs);
     const std::span<const int32_t> all(s.tokens);
     const int32_t next = s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
                                            all.subspan(static_cast<size_t>(s.n_prompt)));
-    s.tokens.push_back(next);
-    counters_.generation_tokens += 1;
-    const bool eos = !s.request.sampling.ignore_eos && next == tokenizer_.eos_id();
-    std::string reason;
-    if (eos) {
-      reason = "stop";
-    } else {
-      EngineEvent ev;
-      ev.kind = EngineEvent::Kind::kToken;
-      ev.time = EngineClock::now();
-      ev.text = s.text->push(next);
-      ev.completion_tokens = s.n_generated();
-      s.channel->push(std::move(ev));
-      if (s.text->stopped()) reason = "stop";
-    }
-    if (reason.empty() && (s.n_generated() >= s.request.max_tokens ||
-                           static_cast<int64_t>(s.tokens.size()) >= max_model_len_))
-      reason = "length";
-    if (!reason.empty()) {
-      finish(s, reason);
+    // The prompt is computed: the other choices start from here, before this one can finish.
+    if (forking) fork(s, raw_);
+    if (accept_token(s, next, raw_, want_logprobs ? &table : nullptr)) {
       for (auto& r : running_)
         if (r.get() == &s) r.reset();
     }
   }
   std::erase(running_, nullptr);
   return true;
+}
+
+bool Engine::accept_token(Sequence& s, int32_t next, std::span<const float> raw,
+                          const LogprobTable* table) {
+  s.tokens.push_back(next);
+  counters_.generation_tokens += 1;
+  const bool eos = !s.request.sampling.ignore_eos && next == tokenizer_.eos_id();
+  std::string reason;
+  if (eos) {
+    reason = "stop";
+  } else {
+    EngineEvent ev;
+    ev.kind = EngineEvent::Kind::kToken;
+    ev.index = s.index;
+    ev.time = EngineClock::now();
+    ev.text = s.text->push(next);
+    ev.completion_tokens = s.n_generated();
+    if (table) {
+      ev.token = next;
+      ev.logprob = static_cast<float>(raw[static_cast<size_t>(next)] - table->log_z);
+      ev.top_logprobs = table->top;
+    }
+    s.channel->push(std::move(ev));
+    if (s.text->stopped()) reason = "stop";
+  }
+  if (reason.empty() && (s.n_generated() >= s.request.max_tokens ||
+                         static_cast<int64_t>(s.tokens.size()) >= max_model_len_))
+    reason = "length";
+  if (reason.empty()) return false;
+  finish(s, reason);
+  return true;
+}
+
+void Engine::fork(Sequence& parent, std::span<const float> raw) {
+  const int64_t bs = options_.block_size;
+  const int64_t n_full = parent.n_prompt / bs;
+  const int64_t tail = parent.n_prompt - n_full * bs;
+  const std::vector<float> base(raw.begin(), raw.end());
+  std::vector<float> row, slot(static_cast<size_t>(cache_->width()));
+  std::vector<std::unique_ptr<Sequence>> forks;
+  forks.swap(parent.forks);
+  for (auto& f : forks) {
+    // Full prompt blocks are shared; the partial last one is copied (copy-on-write up front:
+    // both sequences write their next tokens into it).
+    for (int64_t b = 0; b < n_full; ++b) {
+      blocks_->share(parent.blocks[static_cast<size_t>(b)]);
+      f->blocks.push_back(parent.blocks[static_cast<size_t>(b)]);
+    }
+    f->block_hashes.assign(
+        parent.block_hashes.begin(),
+        parent.block_hashes.begin() +
+            std::min<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(parent.block_hashes.size()),
+                                     static_cast<std::ptrdiff_t>(n_full)));
+    if (tail > 0) {
+      std::optional<int32_t> b = blocks_->allocate();
+      if (!b) {  // no block for the copy: it waits and is prefilled like a preempted one
+        free_blocks(*f);
+        f->started = true;
+        left_waiting(*f);
+        waiting_.push_back(std::move(f));
+        continue;
+      }
+      f->blocks.push_back(*b);
+      for (int64_t layer = 0; layer < cache_->n_layers(); ++layer) {
+        for (int64_t pos = n_full * bs; pos < parent.n_prompt; ++pos) {
+          cache_->read(layer, parent.blocks, pos, 0, cache_->width(), slot.data());
+          cache_->write(layer, f->blocks, pos, slot.data());
+        }
+      }
+    }
+    f->n_computed = f->n_prompt;
+    f->started = true;
+    f->cached_tokens = parent.cached_tokens;
+    left_waiting(*f);
+    row = base;
+    LogprobTable table;
+    if (f->request.logprobs >= 0) table = logprob_table(base, valid_ids_, f->request.logprobs);
+    const int32_t next =
+        f->sampler->sample(row, std::span<const int32_t>(f->tokens), std::span<const int32_t>());
+    if (!accept_token(*f, next, base, f->request.logprobs >= 0 ? &table : nullptr))
+      running_.push_back(std::move(f));
+  }
 }
 
 }  // namespace seekserve

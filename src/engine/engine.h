@@ -45,6 +45,7 @@ struct EngineOptions {
   int64_t block_size = 16;
   DType kv_dtype = DType::kF32;
   bool prefix_cache = true;
+  int64_t max_num_seqs_limit = 0;  // largest max_num_seqs set_limits() accepts (>= max_num_seqs)
 };
 
 struct GenerationRequest {
@@ -54,6 +55,11 @@ struct GenerationRequest {
   int64_t max_tokens = 16;
   int32_t priority = 0;  // smaller runs first
   EngineClock::time_point deadline = EngineClock::time_point::max();
+  // n > 1: n sequences (choices 0..n-1) forked from one prefill: once the prompt is computed,
+  // the others share its full KV blocks and get a copy of its last partial block and of its
+  // last logits; choice i samples with seed + i. Counts n against --max-queue.
+  int32_t n = 1;
+  int32_t logprobs = -1;  // -1: none; k >= 0: each token's logprob and the k most likely
 };
 
 // A consistent-enough snapshot (each field read atomically on its own).
@@ -66,6 +72,15 @@ struct EngineStats {
   int64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // in tokens
   double seconds_since_heartbeat = 0;  // since the loop last completed a step or idled
   double prefill_tokens_per_ms = 0;
+  int64_t computed_tokens = 0;  // tokens run through the model (prefill, decode, recompute)
+  int64_t max_num_seqs = 0, max_num_batched_tokens = 0;  // current limits (set_limits)
+  double last_step_ms = 0;  // the model's forward pass of the latest step
+};
+
+// Limits the router's autoscaler may change at run time (POST /admin/scheduler); 0 = unchanged.
+struct EngineLimits {
+  int64_t max_num_seqs = 0;
+  int64_t max_num_batched_tokens = 0;
 };
 
 class Engine {
@@ -78,7 +93,11 @@ class Engine {
   // kInvalidArgument for a request that can never run (empty prompt, bad id, too long, bad
   // sampling), kResourceExhausted when the queue is full.
   Result<std::shared_ptr<RequestChannel>> submit(GenerationRequest request);
+  // Cancels every sequence of the request whose channel has this id (waiting or running).
   void cancel(uint64_t request_id);
+  // Changes limits; the engine thread applies them before its next step. kInvalidArgument
+  // for a non-positive value.
+  Status set_limits(EngineLimits limits);
 
   EngineStats stats() const;
   // Seconds a client turned away now should wait: queue length over recent service rate.
@@ -101,6 +120,13 @@ class Engine {
   void fail(Sequence& s, const Status& status, bool timed_out);
   void free_blocks(Sequence& s);
   void left_waiting(Sequence& s);  // first admission or drop: releases its queue slot
+  // Starts choices 1..n-1 of `parent` from its computed prompt and its last logits `raw`.
+  void fork(Sequence& parent, std::span<const float> raw);
+  // Appends a sampled token, tells the reader, and finishes the sequence when it is done
+  // (returns true then). `raw`: the logits before sampling; table: logprobs were asked for.
+  bool accept_token(Sequence& s, int32_t next, std::span<const float> raw,
+                    const LogprobTable* table);
+  static int32_t n_vocab_logprobs_max() { return 20; }
   void update_gauges();
   void heartbeat();
 
@@ -115,18 +141,21 @@ class Engine {
   // Engine thread only.
   std::vector<std::unique_ptr<Sequence>> running_, waiting_;
   std::vector<float> logits_;
+  std::vector<float> raw_;   // scratch: one row of logits before the sampler changes it
   double ms_per_token_ = 0;  // measured on prefill-heavy steps; 0 = not yet
   EngineClock::time_point busy_clock_;
 
   // Shared with submitters.
   std::unique_ptr<Inbox> inbox_;
+  std::atomic<int64_t> max_num_seqs_, max_num_batched_tokens_;  // set_limits() -> engine
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int64_t> queued_requests_{0}, queued_tokens_{0};  // admission accounting
 
   struct Counters {
     std::atomic<int64_t> running{0}, waiting{0}, kv_in_use{0}, steps{0}, preemptions{0},
-        prompt_tokens{0}, generation_tokens{0}, prefix_queries{0}, prefix_hits{0};
-    std::atomic<double> busy_ratio{0}, tokens_per_ms{0};
+        prompt_tokens{0}, generation_tokens{0}, prefix_queries{0}, prefix_hits{0},
+        computed_tokens{0};
+    std::atomic<double> busy_ratio{0}, tokens_per_ms{0}, last_step_ms{0};
     std::atomic<int64_t> heartbeat_ns{0};
   } counters_;
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/sampler.h"
 
 namespace seekserve {
 
@@ -25,6 +26,7 @@ struct EngineEvent {
     kError,     // the last event of a request that failed or was dropped before running
   };
   Kind kind = Kind::kToken;
+  int32_t index = 0;              // which of the request's n choices (kToken, kFinished)
   EngineClock::time_point time;   // when the engine produced it
   std::string text;               // kToken: what the token completed; kFinished: the held-back rest
   int64_t completion_tokens = 0;  // tokens generated so far (kToken, kFinished)
@@ -34,6 +36,11 @@ struct EngineEvent {
   std::string finish_reason;      // kFinished: "stop", "length", "cancelled", "timeout"
   Status error;                   // kError
   bool timed_out = false;         // kError: dropped after waiting past its deadline
+  // kToken of a request that asked for log-probabilities: the token, its logprob and the most
+  // likely alternatives (see logprob_table in engine/sampler.h).
+  int32_t token = -1;
+  float logprob = 0;
+  std::vector<TokenLogprob> top_logprobs;
 };
 
 class RequestChannel {

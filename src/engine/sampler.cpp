@@ -105,4 +105,31 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   return idx[cut - 1];
 }
 
+LogprobTable logprob_table(std::span<const float> logits, const std::vector<bool>& valid,
+                           int32_t k) {
+  LogprobTable t;
+  const size_t n = logits.size();
+  auto ok = [&](size_t i) { return i < valid.size() && valid[i]; };
+  float mx = -INFINITY;
+  for (size_t i = 0; i < n; ++i)
+    if (ok(i)) mx = std::max(mx, logits[i]);
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (ok(i)) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  t.log_z = static_cast<double>(mx) + std::log(sum);
+  if (k <= 0) return t;
+  std::vector<int32_t> idx;
+  idx.reserve(n);
+  for (size_t i = 0; i < n; ++i)
+    if (ok(i)) idx.push_back(static_cast<int32_t>(i));
+  const size_t keep = std::min(idx.size(), static_cast<size_t>(k));
+  std::partial_sort(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(keep), idx.end(),
+                    [&](int32_t a, int32_t b) {
+                      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+                    });
+  for (size_t i = 0; i < keep; ++i)
+    t.top.push_back({idx[i], static_cast<float>(logits[idx[i]] - t.log_z)});
+  return t;
+}
+
 }  // namespace seekserve

@@ -49,4 +49,18 @@ class Sampler {
   std::vector<int32_t> count_;  // scratch: per-id counts in the output
 };
 
+// Log-probabilities of the model's own distribution over one position: log_softmax of the raw
+// logits with the masked ids (valid[id] == false) removed — before penalties, temperature and
+// truncation, as vLLM reports them by default. logprob(id) = logits[id] - log_z.
+struct TokenLogprob {
+  int32_t id = 0;
+  float logprob = 0;
+};
+struct LogprobTable {
+  double log_z = 0;               // log of the sum of exp(logit) over the valid ids
+  std::vector<TokenLogprob> top;  // the k most likely ids, most likely first (ties: lower id)
+};
+LogprobTable logprob_table(std::span<const float> logits, const std::vector<bool>& valid,
+                           int32_t k);
+
 }  // namespace seekserve

@@ -37,10 +37,22 @@ std::string request_id_of(const httplib::Request& req) {
   return ok ? id : random_hex();
 }
 
+// What one choice of a reply has produced so far.
+struct ChoiceState {
+  ReasoningSplitter splitter{false};
+  std::string content, reasoning;
+  std::string finish_reason;
+  std::vector<TokenLogprobs> logprobs;  // non-streaming: all; streaming: not yet sent
+  int64_t text_bytes = 0;               // completions: bytes of text (text_offset)
+  int64_t logprob_bytes = 0;            // completions: bytes of the tokens already reported
+  bool finished = false;
+};
+
 // State of one generation reply, shared by the content provider and its releaser.
 struct Generation {
   Engine* engine = nullptr;
   ServerMetrics* metrics = nullptr;
+  const Tokenizer* tokenizer = nullptr;
   std::atomic<int>* in_flight = nullptr;
   std::shared_ptr<RequestChannel> channel;
   ApiRequest req;
@@ -51,37 +63,59 @@ struct Generation {
   EngineClock::time_point arrival, last_token;
   std::chrono::steady_clock::time_point last_write;
   std::vector<EngineEvent> backlog;  // events not yet turned into output
-  ReasoningSplitter splitter{false};
-  std::string content, reasoning;
+  std::vector<ChoiceState> choices;
   Usage usage;
-  std::string finish_reason;
+  int n_finished = 0;
   bool got_token = false, sent_role = false, finished = false;
 
-  // Turns text into SSE chunks (stream) or accumulates it.
-  void add_text(const std::string& text, std::string& out) {
-    if (text.empty()) return;
-    ReasoningSplitter::Piece p = splitter.push(text);
-    add_piece(p, out);
+  void init() {
+    choices.resize(static_cast<size_t>(req.n));
+    for (ChoiceState& c : choices) c.splitter = ReasoningSplitter(req.starts_in_reasoning);
   }
-  void add_piece(const ReasoningSplitter::Piece& p, std::string& out) {
+
+  // Logprobs of the tokens of choice `c` not yet sent, as the chunk's "logprobs" (stream).
+  json take_logprobs(ChoiceState& c) {
+    if (req.logprobs < 0) return nullptr;
+    json j = req.chat ? chat_logprobs_json(*tokenizer, c.logprobs)
+                      : completion_logprobs_json(*tokenizer, c.logprobs, c.logprob_bytes);
+    for (const TokenLogprobs& t : c.logprobs)
+      c.logprob_bytes += static_cast<int64_t>(tokenizer->token_bytes(t.token).size());
+    c.logprobs.clear();
+    return j;
+  }
+
+  // Turns text into SSE chunks (stream) or accumulates it. A streamed token with logprobs
+  // gets a chunk even when its text is held back (its logprobs travel with it).
+  void add_text(int32_t index, const std::string& text, std::string& out) {
+    ChoiceState& c = choices[static_cast<size_t>(index)];
+    if (text.empty() && !(req.stream && !c.logprobs.empty())) return;
+    add_piece(index, c.splitter.push(text), out);
+  }
+  void add_piece(int32_t index, const ReasoningSplitter::Piece& p, std::string& out) {
+    ChoiceState& c = choices[static_cast<size_t>(index)];
     if (!req.stream) {
-      reasoning += p.reasoning;
-      content += p.content;
+      c.reasoning += p.reasoning;
+      c.content += p.content;
       return;
     }
+    const bool pending_logprobs = !c.logprobs.empty();
     if (req.chat) {
       if (!p.reasoning.empty())
-        out += sse(
-            chat_chunk_json(response_id, created, model, {{"reasoning_content", p.reasoning}}, ""));
-      if (!p.content.empty())
-        out += sse(chat_chunk_json(response_id, created, model, {{"content", p.content}}, ""));
-    } else if (!p.content.empty()) {
-      out += sse(completion_chunk_json(response_id, created, model, p.content, ""));
+        out += sse(chat_chunk_json(response_id, created, model, index,
+                                   {{"reasoning_content", p.reasoning}}, "", take_logprobs(c)));
+      if (!p.content.empty() || (pending_logprobs && !c.logprobs.empty()))
+        out += sse(chat_chunk_json(response_id, created, model, index, {{"content", p.content}}, "",
+                                   take_logprobs(c)));
+    } else if (!p.content.empty() || pending_logprobs) {
+      out += sse(completion_chunk_json(response_id, created, model, index, p.content, "",
+                                       take_logprobs(c)));
     }
   }
   static std::string sse(const json& j) { return "data: " + dump(j) + "\n\n"; }
 
   void on_event(EngineEvent& ev, std::string& out) {
+    const int32_t index = std::clamp<int32_t>(ev.index, 0, req.n - 1);
+    ChoiceState& c = choices[static_cast<size_t>(index)];
     switch (ev.kind) {
       case EngineEvent::Kind::kStarted:
         metrics->request_queue_time.observe(ev.queue_seconds);
@@ -92,36 +126,58 @@ struct Generation {
         (got_token ? metrics->inter_token_latency : metrics->time_to_first_token).observe(since);
         got_token = true;
         last_token = ev.time;
-        add_text(ev.text, out);
+        if (ev.token >= 0) {
+          TokenLogprobs t{ev.token, ev.logprob, {}};
+          for (const TokenLogprob& x : ev.top_logprobs) t.top.emplace_back(x.id, x.logprob);
+          c.logprobs.push_back(std::move(t));
+        }
+        add_text(index, ev.text, out);
         break;
       }
       case EngineEvent::Kind::kFinished: {
-        add_text(ev.text, out);
-        add_piece(splitter.finish(), out);
-        usage = {ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens};
-        finish_reason = ev.finish_reason;
+        if (c.finished) break;
+        add_text(index, ev.text, out);
+        add_piece(index, c.splitter.finish(), out);
+        c.finish_reason = ev.finish_reason;
+        c.finished = true;
+        // Usage over all choices: the prompt once, the completions summed.
+        usage.prompt_tokens = ev.prompt_tokens;
+        usage.completion_tokens += ev.completion_tokens;
+        if (index == 0) usage.cached_tokens = ev.cached_tokens;
+        if (req.stream) {
+          if (req.chat) {
+            out += sse(chat_chunk_json(response_id, created, model, index, json::object(),
+                                       c.finish_reason, take_logprobs(c)));
+          } else {
+            out += sse(completion_chunk_json(response_id, created, model, index, "",
+                                             c.finish_reason, take_logprobs(c)));
+          }
+        }
+        if (++n_finished < req.n) break;
         metrics->e2e_request_latency.observe(
             std::chrono::duration<double>(ev.time - arrival).count());
         finished = true;
         if (req.stream) {
-          if (req.chat) {
-            out += sse(chat_chunk_json(response_id, created, model, json::object(), finish_reason));
-          } else {
-            out += sse(completion_chunk_json(response_id, created, model, "", finish_reason));
-          }
           if (req.include_usage)
             out += sse(usage_chunk_json(response_id, created, model, req.chat, usage));
           out += "data: [DONE]\n\n";
-        } else if (req.chat) {
-          std::optional<std::string> r;
-          if (req.starts_in_reasoning) r = reasoning;
-          out += dump(
-              chat_completion_json(response_id, created, model, content, r, finish_reason, usage));
         } else {
-          out += dump(completion_json(response_id, created, model, content, finish_reason, usage));
+          std::vector<ChoiceOutput> outs;
+          for (ChoiceState& x : choices) {
+            ChoiceOutput o;
+            o.content = x.content;
+            if (req.chat && req.starts_in_reasoning) o.reasoning = x.reasoning;
+            o.finish_reason = x.finish_reason;
+            if (req.logprobs >= 0)
+              o.logprobs = req.chat ? chat_logprobs_json(*tokenizer, x.logprobs)
+                                    : completion_logprobs_json(*tokenizer, x.logprobs);
+            outs.push_back(std::move(o));
+          }
+          out += dump(req.chat ? chat_completion_json(response_id, created, model, outs, usage)
+                               : completion_json(response_id, created, model, outs, usage));
         }
         log_info("[{}] finished: {} prompt + {} generated tokens, {}", rid, usage.prompt_tokens,
-                 usage.completion_tokens, finish_reason);
+                 usage.completion_tokens, c.finish_reason);
         break;
       }
       case EngineEvent::Kind::kError: {
@@ -144,8 +200,9 @@ struct Generation {
   bool provide(httplib::DataSink& sink) {
     std::string out;
     if (req.stream && req.chat && !sent_role) {
-      out += sse(chat_chunk_json(response_id, created, model,
-                                 {{"role", "assistant"}, {"content", ""}}, ""));
+      for (int32_t i = 0; i < req.n; ++i)
+        out += sse(chat_chunk_json(response_id, created, model, i,
+                                   {{"role", "assistant"}, {"content", ""}}, ""));
       sent_role = true;
     }
     if (backlog.empty()) channel->pop_all(backlog, std::chrono::milliseconds(100));
@@ -234,7 +291,8 @@ struct HttpServer::Impl {
     g->model = api.model_name;
     g->created = unix_now();
     g->arrival = arrival;
-    g->splitter = ReasoningSplitter(g->req.starts_in_reasoning);
+    g->tokenizer = api.tokenizer;
+    g->init();
 
     GenerationRequest gr;
     gr.request_id = rid;
@@ -242,6 +300,8 @@ struct HttpServer::Impl {
     gr.sampling = g->req.sampling;
     gr.max_tokens = g->req.max_tokens;
     gr.priority = g->req.priority;
+    gr.n = g->req.n;
+    gr.logprobs = g->req.logprobs;
     gr.deadline = arrival + std::chrono::duration_cast<EngineClock::duration>(
                                 std::chrono::duration<double>(g->req.timeout_s));
     Result<std::shared_ptr<RequestChannel>> ch = engine.submit(std::move(gr));

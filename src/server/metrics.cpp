@@ -99,6 +99,14 @@ std::string ServerMetrics::render(const EngineStats& e) const {
   counter("seekserve_prefix_cache_hits_total",
           "Prompt tokens served from the prefix cache instead of being computed.",
           e.prefix_cache_hits);
+  counter("seekserve_computed_tokens_total",
+          "Tokens run through the model: prefill, decode and recompute after preemption (a "
+          "request with n choices prefills its prompt once).",
+          e.computed_tokens);
+  gauge("seekserve_engine_last_step_seconds", "The model's forward pass in the latest step.",
+        e.last_step_ms / 1e3);
+  gauge("seekserve_max_num_seqs", "Current --max-num-seqs (POST /admin/scheduler changes it).",
+        static_cast<double>(e.max_num_seqs));
   return out;
 }
 

@@ -164,14 +164,27 @@ Result<ApiRequest> parse_api_request(const json& body, bool chat, const ApiConte
                        m->get<std::string>(), ctx.model_name);
   }
   SEEK_ASSIGN_OR_RETURN(std::optional<int64_t> n, get_int(body, "n"));
-  if (n && *n != 1) return unimplemented("n: only n = 1 is supported for now");
+  if (n && (*n < 1 || *n > ctx.max_n))
+    return invalid_argument("n: {} is not in 1..{} (--max-n)", *n, ctx.max_n);
+  r.n = static_cast<int32_t>(n.value_or(1));
   SEEK_ASSIGN_OR_RETURN(std::optional<int64_t> best_of, get_int(body, "best_of"));
-  if (best_of && *best_of != 1) return unimplemented("best_of: only 1 is supported for now");
-  if (const json* lp = field(body, "logprobs")) {
-    if (!(lp->is_boolean() && !lp->get<bool>()))
-      return unimplemented("logprobs: not supported yet");
+  if (best_of && *best_of != 1) return unimplemented("best_of: only 1 is supported");
+  if (chat) {
+    SEEK_ASSIGN_OR_RETURN(std::optional<bool> lp, get_bool(body, "logprobs"));
+    SEEK_ASSIGN_OR_RETURN(std::optional<int64_t> top, get_int(body, "top_logprobs"));
+    if (top && (*top < 0 || *top > kMaxTopLogprobs))
+      return invalid_argument("top_logprobs: {} is not in 0..{}", *top, kMaxTopLogprobs);
+    if (top && !lp.value_or(false)) return invalid_argument("top_logprobs: needs logprobs: true");
+    if (lp.value_or(false)) r.logprobs = static_cast<int32_t>(top.value_or(0));
+  } else {
+    const json* lp = field(body, "logprobs");
+    if (lp && !(lp->is_boolean() && !lp->get<bool>())) {
+      SEEK_ASSIGN_OR_RETURN(std::optional<int64_t> k, get_int(body, "logprobs"));
+      if (*k < 0 || *k > kMaxTopLogprobs)
+        return invalid_argument("logprobs: {} is not in 0..{}", *k, kMaxTopLogprobs);
+      r.logprobs = static_cast<int32_t>(*k);
+    }
   }
-  if (field(body, "top_logprobs")) return unimplemented("top_logprobs: not supported yet");
   SEEK_ASSIGN_OR_RETURN(std::optional<bool> echo, get_bool(body, "echo"));
   if (echo.value_or(false)) return unimplemented("echo: not supported yet");
 
@@ -271,62 +284,113 @@ json usage_json(const Usage& u) {
           {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
 }
 
+namespace {
+
+json token_text_json(const Tokenizer& tok, int32_t id) {
+  return std::string(tok.token_bytes(id));
+}
+
+json token_bytes_json(const Tokenizer& tok, int32_t id) {
+  json bytes = json::array();
+  for (unsigned char c : tok.token_bytes(id)) bytes.push_back(static_cast<int>(c));
+  return bytes;
+}
+
+json null_if_empty(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
+
+}  // namespace
+
+json chat_logprobs_json(const Tokenizer& tok, const std::vector<TokenLogprobs>& tokens) {
+  json content = json::array();
+  for (const TokenLogprobs& t : tokens) {
+    json top = json::array();
+    for (const auto& [id, lp] : t.top) {
+      top.push_back({{"token", token_text_json(tok, id)},
+                     {"logprob", lp},
+                     {"bytes", token_bytes_json(tok, id)}});
+    }
+    content.push_back({{"token", token_text_json(tok, t.token)},
+                       {"logprob", t.logprob},
+                       {"bytes", token_bytes_json(tok, t.token)},
+                       {"top_logprobs", top}});
+  }
+  return {{"content", content}};
+}
+
+json completion_logprobs_json(const Tokenizer& tok, const std::vector<TokenLogprobs>& tokens,
+                              int64_t first_offset) {
+  json texts = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  int64_t offset = first_offset;
+  for (const TokenLogprobs& t : tokens) {
+    const std::string_view bytes = tok.token_bytes(t.token);
+    texts.push_back(std::string(bytes));
+    lps.push_back(t.logprob);
+    json top = json::object();
+    for (const auto& [id, lp] : t.top) top[std::string(tok.token_bytes(id))] = lp;
+    tops.push_back(top);
+    offsets.push_back(offset);
+    offset += static_cast<int64_t>(bytes.size());
+  }
+  return {
+      {"tokens", texts}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
+}
+
 json chat_completion_json(const std::string& id, int64_t created, const std::string& model,
-                          const std::string& content, const std::optional<std::string>& reasoning,
-                          const std::string& finish_reason, const Usage& usage) {
-  json message = {{"role", "assistant"}, {"content", content}};
-  if (reasoning) message["reasoning_content"] = *reasoning;
-  return {{"id", id},
-          {"object", "chat.completion"},
-          {"created", created},
-          {"model", model},
-          {"choices", json::array({{{"index", 0},
-                                    {"message", message},
-                                    {"logprobs", nullptr},
-                                    {"finish_reason", finish_reason}}})},
-          {"usage", usage_json(usage)}};
+                          const std::vector<ChoiceOutput>& choices, const Usage& usage) {
+  json out = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOutput& c = choices[i];
+    json message = {{"role", "assistant"}, {"content", c.content}};
+    if (c.reasoning) message["reasoning_content"] = *c.reasoning;
+    out.push_back({{"index", i},
+                   {"message", message},
+                   {"logprobs", c.logprobs},
+                   {"finish_reason", c.finish_reason}});
+  }
+  return {{"id", id},       {"object", "chat.completion"}, {"created", created}, {"model", model},
+          {"choices", out}, {"usage", usage_json(usage)}};
 }
 
 json completion_json(const std::string& id, int64_t created, const std::string& model,
-                     const std::string& text, const std::string& finish_reason,
-                     const Usage& usage) {
+                     const std::vector<ChoiceOutput>& choices, const Usage& usage) {
+  json out = json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOutput& c = choices[i];
+    out.push_back({{"index", i},
+                   {"text", c.content},
+                   {"logprobs", c.logprobs},
+                   {"finish_reason", c.finish_reason}});
+  }
+  return {{"id", id},       {"object", "text_completion"}, {"created", created}, {"model", model},
+          {"choices", out}, {"usage", usage_json(usage)}};
+}
+
+json chat_chunk_json(const std::string& id, int64_t created, const std::string& model,
+                     int32_t index, const json& delta, const std::string& finish_reason,
+                     const json& logprobs) {
+  return {{"id", id},
+          {"object", "chat.completion.chunk"},
+          {"created", created},
+          {"model", model},
+          {"choices", json::array({{{"index", index},
+                                    {"delta", delta},
+                                    {"logprobs", logprobs},
+                                    {"finish_reason", null_if_empty(finish_reason)}}})}};
+}
+
+json completion_chunk_json(const std::string& id, int64_t created, const std::string& model,
+                           int32_t index, const std::string& text, const std::string& finish_reason,
+                           const json& logprobs) {
   return {{"id", id},
           {"object", "text_completion"},
           {"created", created},
           {"model", model},
-          {"choices", json::array({{{"index", 0},
+          {"choices", json::array({{{"index", index},
                                     {"text", text},
-                                    {"logprobs", nullptr},
-                                    {"finish_reason", finish_reason}}})},
-          {"usage", usage_json(usage)}};
-}
-
-json chat_chunk_json(const std::string& id, int64_t created, const std::string& model,
-                     const json& delta, const std::string& finish_reason) {
-  return {
-      {"id", id},
-      {"object", "chat.completion.chunk"},
-      {"created", created},
-      {"model", model},
-      {"choices", json::array({{{"index", 0},
-                                {"delta", delta},
-                                {"logprobs", nullptr},
-                                {"finish_reason",
-                                 finish_reason.empty() ? json(nullptr) : json(finish_reason)}}})}};
-}
-
-json completion_chunk_json(const std::string& id, int64_t created, const std::string& model,
-                           const std::string& text, const std::string& finish_reason) {
-  return {
-      {"id", id},
-      {"object", "text_completion"},
-      {"created", created},
-      {"model", model},
-      {"choices", json::array({{{"index", 0},
-                                {"text", text},
-                                {"logprobs", nullptr},
-                                {"finish_reason",
-                                 finish_reason.empty() ? json(nullptr) : json(finish_reason)}}})}};
+                                    {"logprobs", logprobs},
+                                    {"finish_reason", null_if_empty(finish_reason)}}})}};
 }
 
 json usage_chunk_json(const std::string& id, int64_t created, const std::string& model, bool chat,

@@ -33,6 +33,8 @@ struct ServeOptions {
   std::string api_key;
   int64_t max_num_batched_tokens = 4096;
   int64_t max_num_seqs = 32;
+  int64_t max_num_seqs_limit = 0;
+  int max_n = 16;
   double max_step_ms = 250;
   std::string scheduling_policy = "priority";
   int64_t max_queue = 256;
@@ -203,6 +205,13 @@ Status run_serve(ServeOptions o) {
   EngineOptions eo;
   eo.max_num_batched_tokens = o.max_num_batched_tokens;
   eo.max_num_seqs = o.max_num_seqs;
+  eo.max_num_seqs_limit = o.max_num_seqs_limit > 0 ? o.max_num_seqs_limit : 4 * o.max_num_seqs;
+  if (eo.max_num_seqs_limit < o.max_num_seqs)
+    return invalid_argument("--max-num-seqs-limit {} < --max-num-seqs {}", o.max_num_seqs_limit,
+                            o.max_num_seqs);
+  if (o.max_n < 1) return invalid_argument("--max-n: {} must be at least 1", o.max_n);
+  // A request's n choices run at once: n is also bounded by --max-num-seqs-limit.
+  o.max_n = static_cast<int>(std::min<int64_t>(o.max_n, eo.max_num_seqs_limit));
   eo.max_step_ms = o.max_step_ms;
   eo.policy = policy;
   eo.max_queue = o.max_queue;
@@ -224,6 +233,7 @@ Status run_serve(ServeOptions o) {
   api.max_model_len = engine->max_model_len();
   api.priority_min = o.priority_min;
   api.priority_max = o.priority_max;
+  api.max_n = o.max_n;
   api.default_timeout_s = o.request_timeout;
   HttpOptions ho;
   ho.host = o.host;
@@ -231,7 +241,7 @@ Status run_serve(ServeOptions o) {
   ho.api_key = o.api_key;
   ho.max_body_bytes = o.max_body_bytes;
   ho.http_threads = o.http_threads;
-  HttpServer server(*engine, api, ho, o.max_num_seqs, o.max_queue);
+  HttpServer server(*engine, api, ho, eo.max_num_seqs_limit, o.max_queue);
   SEEK_ASSIGN_OR_RETURN(int port, server.bind());
 
   const std::string url = fmt::format("http://{}:{}", o.host, port);
@@ -295,6 +305,9 @@ void add_serve_command(CLI::App& app, CommandContext& ctx) {
   add("api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1/* (empty = open)");
   add("max-num-batched-tokens", o->max_num_batched_tokens, "Tokens per engine step at most");
   add("max-num-seqs", o->max_num_seqs, "Requests running (holding KV blocks) at once at most");
+  add("max-num-seqs-limit", o->max_num_seqs_limit,
+      "Largest max_num_seqs POST /admin/scheduler may set (0 = 4 x --max-num-seqs)");
+  add("max-n", o->max_n, "Largest 'n' (choices per request) accepted");
   add("max-step-ms", o->max_step_ms,
       "Target engine step time; bounds prefill chunks so streams keep flowing");
   add("scheduling-policy", o->scheduling_policy,

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
@@ -206,6 +207,165 @@ TEST_F(EngineTest, FullQueueAndDeadlines) {
   GenerationRequest bad = request("x", 1);
   bad.prompt.push_back(-3);
   EXPECT_EQ(e->submit(bad).status().code(), StatusCode::kInvalidArgument);
+}
+
+// Events of an n-choice request, per choice: text, tokens, finish reasons.
+struct Choices {
+  std::vector<std::string> text;
+  std::vector<std::vector<int32_t>> tokens;
+  std::vector<std::string> finish;
+  std::vector<std::vector<EngineEvent>> token_events;
+};
+
+Choices drain_choices(RequestChannel& ch, int n) {
+  Choices c;
+  c.text.resize(n);
+  c.tokens.resize(n);
+  c.finish.resize(n);
+  c.token_events.resize(n);
+  int finished = 0;
+  std::vector<EngineEvent> events;
+  while (finished < n) {
+    events.clear();
+    ch.pop_all(events, std::chrono::milliseconds(10000));
+    EXPECT_FALSE(events.empty()) << "no event within 10 s";
+    if (events.empty()) return c;
+    for (EngineEvent& e : events) {
+      EXPECT_NE(e.kind, EngineEvent::Kind::kError) << e.error.message();
+      if (e.kind == EngineEvent::Kind::kError) return c;
+      const size_t i = static_cast<size_t>(e.index);
+      if (e.kind == EngineEvent::Kind::kToken) {
+        c.text[i] += e.text;
+        c.tokens[i].push_back(e.token);
+        c.token_events[i].push_back(e);
+      }
+      if (e.kind == EngineEvent::Kind::kFinished) {
+        c.text[i] += e.text;
+        c.finish[i] = e.finish_reason;
+        ++finished;
+      }
+    }
+  }
+  return c;
+}
+
+// n > 1: one prefill, forked. Choice i equals a lone request with seed + i; the prompt is
+// computed once (tokens through the model: the prompt plus each choice's decodes).
+TEST_F(EngineTest, ForkedChoicesShareOnePrefill) {
+  EngineOptions o;
+  o.n_blocks = 64;
+  o.block_size = 4;
+  o.prefix_cache = false;  // the fork shares blocks without the prefix cache's help
+  auto e = start(o);
+  GenerationRequest r = request("Forked prompt, not a multiple of four", 6);
+  const int64_t n_prompt = static_cast<int64_t>(r.prompt.size());
+  ASSERT_NE(n_prompt % 4, 0);  // the last prompt block is partial: copied, not shared
+  r.sampling.temperature = 1.0f;
+  r.sampling.seed = 1234;
+  r.logprobs = 0;  // token ids in the events
+  std::vector<std::string> alone;
+  for (uint64_t i = 0; i < 3; ++i) {
+    GenerationRequest one = r;
+    one.sampling.seed = r.sampling.seed + i;
+    alone.push_back(run(*e, std::move(one)).text);
+  }
+  wait_idle(*e);
+  const int64_t computed = e->stats().computed_tokens;
+  const int64_t prompt_tokens = e->stats().prompt_tokens;
+  GenerationRequest forked = r;
+  forked.n = 3;
+  auto ch = e->submit(std::move(forked));
+  ASSERT_TRUE(ch.ok());
+  Choices c = drain_choices(**ch, 3);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.text[i], alone[i]) << "choice " << i;
+    EXPECT_EQ(c.finish[i], "length");
+  }
+  EXPECT_EQ(e->stats().computed_tokens - computed, n_prompt + 3 * (6 - 1));
+  EXPECT_EQ(e->stats().prompt_tokens - prompt_tokens, n_prompt);
+  wait_idle(*e);
+  // Greedy: every choice is the same.
+  GenerationRequest greedy = request("Greedy twins", 8);
+  greedy.n = 2;
+  ch = e->submit(std::move(greedy));
+  ASSERT_TRUE(ch.ok());
+  c = drain_choices(**ch, 2);
+  EXPECT_EQ(c.text[0], c.text[1]);
+  EXPECT_EQ(c.text[0], run(*e, request("Greedy twins", 8)).text);
+  // Cancelling the request cancels every choice.
+  GenerationRequest longer = request("cancel all", 200);
+  longer.n = 3;
+  ch = e->submit(std::move(longer));
+  ASSERT_TRUE(ch.ok());
+  std::vector<EngineEvent> events;
+  while (events.size() < 6) (*ch)->pop_all(events, std::chrono::milliseconds(5000));
+  e->cancel((*ch)->id());
+  c = drain_choices(**ch, 3);
+  for (const std::string& f : c.finish) EXPECT_EQ(f, "cancelled");
+  wait_idle(*e);
+}
+
+// Logprobs: the model's distribution (log-softmax of the raw logits); under greedy the chosen
+// token is the most likely one.
+TEST_F(EngineTest, LogprobsOfGreedyTokens) {
+  EngineOptions o;
+  o.n_blocks = 64;
+  auto e = start(o);
+  GenerationRequest r = request("Log probabilities", 5);
+  r.logprobs = 4;
+  auto ch = e->submit(std::move(r));
+  ASSERT_TRUE(ch.ok());
+  Choices c = drain_choices(**ch, 1);
+  ASSERT_EQ(c.token_events[0].size(), 5u);
+  for (const EngineEvent& ev : c.token_events[0]) {
+    ASSERT_EQ(ev.top_logprobs.size(), 4u);
+    EXPECT_LE(ev.logprob, 0.0f);
+    EXPECT_EQ(ev.top_logprobs[0].id, ev.token);
+    EXPECT_FLOAT_EQ(ev.top_logprobs[0].logprob, ev.logprob);
+    double mass = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      mass += std::exp(ev.top_logprobs[k].logprob);
+      if (k > 0) {
+        EXPECT_LE(ev.top_logprobs[k].logprob, ev.top_logprobs[k - 1].logprob);
+      }
+    }
+    EXPECT_LE(mass, 1.0 + 1e-5);
+  }
+  wait_idle(*e);
+}
+
+TEST(LogprobTableTest, IsLogSoftmaxOverValidIds) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 100.0f};
+  const std::vector<bool> valid = {true, true, true, false};  // id 3 masked
+  const LogprobTable t = logprob_table(logits, valid, 2);
+  const double z = std::log(std::exp(1.0) + std::exp(3.0) + std::exp(2.0));
+  EXPECT_NEAR(t.log_z, z, 1e-9);
+  ASSERT_EQ(t.top.size(), 2u);
+  EXPECT_EQ(t.top[0].id, 1);
+  EXPECT_NEAR(t.top[0].logprob, 3.0 - z, 1e-6);
+  EXPECT_EQ(t.top[1].id, 2);
+}
+
+TEST_F(EngineTest, LimitsChangeAtRunTime) {
+  EngineOptions o;
+  o.n_blocks = 64;
+  o.max_num_seqs = 4;
+  o.max_num_seqs_limit = 8;
+  auto e = start(o);
+  EXPECT_EQ(e->stats().max_num_seqs, 4);
+  EXPECT_TRUE(e->set_limits({8, 0}).ok());
+  EXPECT_EQ(e->stats().max_num_seqs, 8);
+  EXPECT_EQ(e->stats().max_num_batched_tokens, 4096);
+  EXPECT_FALSE(e->set_limits({9, 0}).ok());
+  EXPECT_FALSE(e->set_limits({-1, 0}).ok());
+  EXPECT_TRUE(e->set_limits({1, 64}).ok());
+  EXPECT_EQ(e->stats().max_num_batched_tokens, 64);
+  // Two requests with one slot: both complete (one after the other).
+  auto a = e->submit(request("first", 4));
+  auto b = e->submit(request("second", 4));
+  EXPECT_EQ(drain(**a).finish_reason, "length");
+  EXPECT_EQ(drain(**b).finish_reason, "length");
+  wait_idle(*e);
 }
 
 }  // namespace

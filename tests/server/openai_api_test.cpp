@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../formats/tokenizer_test_util.h"
 #include "server/metrics.h"
 #include "server/reasoning_splitter.h"
 
@@ -53,13 +54,63 @@ TEST(OpenAiApiTest, ParsesTokenPromptsAndValidatesLimits) {
   EXPECT_EQ(parse_api_request(json{{"model", "x"}, {"prompt", {1}}}, false, ctx).status().code(),
             StatusCode::kNotFound);
   EXPECT_FALSE(parse_api_request(json{{"prompt", {1}}, {"max_tokens", 10}}, false, ctx).ok());
-  EXPECT_FALSE(parse_api_request(json{{"prompt", {1}}, {"n", 2}}, false, ctx).ok());
+  EXPECT_EQ(parse_api_request(json{{"prompt", {1}}, {"n", 2}}, false, ctx)->n, 2);
+  EXPECT_EQ(parse_api_request(json{{"prompt", {1}}, {"n", 17}}, false, ctx).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_FALSE(parse_api_request(json{{"prompt", {1}}, {"n", 0}}, false, ctx).ok());
   EXPECT_FALSE(parse_api_request(json{{"prompt", {1}}, {"top_p", "x"}}, false, ctx).ok());
   auto s =
       parse_api_request(json{{"prompt", {{4, 5}}}, {"stop", "end"}, {"stream", true}}, false, ctx);
   ASSERT_TRUE(s.ok());
   EXPECT_TRUE(s->stream);
   EXPECT_EQ(s->sampling.stop, std::vector<std::string>{"end"});
+}
+
+TEST(OpenAiApiTest, LogprobsFieldsAndRanges) {
+  ApiContext ctx;
+  ctx.model_name = "m";
+  ctx.max_model_len = 10;
+  auto parse = [&](json body, bool chat) {
+    body["prompt"] = {1, 2};
+    return parse_api_request(body, chat, ctx);
+  };
+  // Completions: an integer 0..20.
+  EXPECT_EQ(parse(json::object(), false)->logprobs, -1);
+  EXPECT_EQ(parse({{"logprobs", 0}}, false)->logprobs, 0);
+  EXPECT_EQ(parse({{"logprobs", 20}}, false)->logprobs, 20);
+  EXPECT_EQ(parse({{"logprobs", false}}, false)->logprobs, -1);
+  EXPECT_EQ(parse({{"logprobs", 21}}, false).status().message(), "logprobs: 21 is not in 0..20");
+  EXPECT_FALSE(parse({{"logprobs", -1}}, false).ok());
+  EXPECT_FALSE(parse({{"logprobs", "3"}}, false).ok());
+  // Chat: a boolean, top_logprobs 0..20 only with it. (Chat parsing needs a template, so the
+  // field checks are reached first: they come before the prompt.)
+  EXPECT_EQ(parse({{"logprobs", true}, {"top_logprobs", 21}}, true).status().message(),
+            "top_logprobs: 21 is not in 0..20");
+  EXPECT_EQ(parse({{"top_logprobs", 2}}, true).status().message(),
+            "top_logprobs: needs logprobs: true");
+  EXPECT_FALSE(parse({{"logprobs", 2}}, true).ok());
+}
+
+TEST(OpenAiApiTest, LogprobShapes) {
+  testing::TempDir dir;
+  auto tok = Tokenizer::load_json(
+      dir.write("tokenizer.json", testing::tiny_tokenizer_json({}, {}).dump()));
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  // Byte tokens: id b is the byte b. 0xC3 alone is partial UTF-8: `bytes` keeps it exact.
+  const std::vector<TokenLogprobs> tokens = {{'a', -0.25f, {{'a', -0.25f}, {0xC3, -2.5f}}},
+                                             {'b', -1.0f, {{'c', -0.5f}, {'b', -1.0f}}}};
+  const json chat = chat_logprobs_json(*tok, tokens);
+  ASSERT_EQ(chat["content"].size(), 2u);
+  EXPECT_EQ(chat["content"][0]["token"], "a");
+  EXPECT_FLOAT_EQ(chat["content"][0]["logprob"].get<float>(), -0.25f);
+  EXPECT_EQ(chat["content"][0]["bytes"], json::array({97}));
+  EXPECT_EQ(chat["content"][0]["top_logprobs"][1]["bytes"], json::array({0xC3}));
+  EXPECT_EQ(chat["content"][1]["top_logprobs"][0]["token"], "c");
+  const json legacy = completion_logprobs_json(*tok, tokens, 5);
+  EXPECT_EQ(legacy["tokens"], json::array({"a", "b"}));
+  EXPECT_EQ(legacy["text_offset"], json::array({5, 6}));
+  EXPECT_FLOAT_EQ(legacy["token_logprobs"][1].get<float>(), -1.0f);
+  EXPECT_FLOAT_EQ(legacy["top_logprobs"][1]["c"].get<float>(), -0.5f);
 }
 
 TEST(MetricsTest, HistogramBucketsAreCumulative) {

@@ -124,9 +124,17 @@ test('errors: status codes and the OpenAI error body', async () => {
     assert.equal(r.status, 400, `max_tokens ${max_tokens}`);
     assert.equal(r.body.error.param, 'max_tokens');
   }
-  r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', n: 2 });
+  r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', n: 17 });  // --max-n 16
   assert.equal(r.status, 400);
   assert.equal(r.body.error.param, 'n');
+  r = await rawPost('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'x' }],
+                                              logprobs: true, top_logprobs: 21 });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.param, 'top_logprobs');
+  r = await rawPost('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'x' }],
+                                              top_logprobs: 2 });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.param, 'top_logprobs');
   r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 2,
                                          some_unknown_field: { ok: true } });
   assert.equal(r.status, 200);
@@ -139,8 +147,8 @@ test('errors: status codes and the OpenAI error body', async () => {
   // Through the client: typed errors.
   await assert.rejects(client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] }),
                        (e) => e.status === 404 && e.error?.type === 'not_found_error');
-  await assert.rejects(client.completions.create({ model: MODEL, prompt: 'x', logprobs: 2 }),
-                       (e) => e.status === 400);
+  await assert.rejects(client.completions.create({ model: MODEL, prompt: 'x', logprobs: 21 }),
+                       (e) => e.status === 400 && e.error?.param === 'logprobs');
 });
 
 test('32 concurrent greedy streams each equal the prompt run alone', async () => {
@@ -225,4 +233,99 @@ test('priority: priority-0 requests finish before priority-10 ones submitted ear
   const lastHigh = Math.max(order.indexOf('high1'), order.indexOf('high2'));
   assert.ok(lastHigh < order.indexOf('low1'), `finish order ${order}`);
   await waitIdle(URL_SMALL);
+});
+
+test('chat logprobs: the chosen token is the most likely under greedy, streamed the same', async () => {
+  const req = { model: MODEL, messages: [{ role: 'user', content: 'Log probs please' }],
+                max_tokens: 6, temperature: 0, ignore_eos: true, logprobs: true, top_logprobs: 3 };
+  const r = await client.chat.completions.create(req);
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, r.usage.completion_tokens);
+  for (const t of content) {
+    assert.ok(t.logprob <= 0, `logprob ${t.logprob}`);
+    assert.ok(Array.isArray(t.bytes) && t.bytes.length > 0);
+    assert.equal(t.top_logprobs.length, 3);
+    assert.equal(t.top_logprobs[0].token, t.token);
+    assert.equal(t.top_logprobs[0].logprob, t.logprob);
+    for (let k = 1; k < 3; k++) assert.ok(t.top_logprobs[k].logprob <= t.top_logprobs[k - 1].logprob);
+  }
+  const stream = await client.chat.completions.create({ ...req, stream: true });
+  const streamed = [];
+  for await (const chunk of stream)
+    for (const c of chunk.choices) if (c.logprobs) streamed.push(...c.logprobs.content);
+  assert.deepEqual(streamed, content);
+  // Without logprobs: null, as OpenAI sends.
+  const plain = await client.chat.completions.create({ ...req, logprobs: undefined, top_logprobs: undefined });
+  assert.equal(plain.choices[0].logprobs, null);
+});
+
+test('completions logprobs (legacy shape), streaming and not', async () => {
+  const req = { model: MODEL, prompt: 'Legacy log probs', max_tokens: 5, temperature: 0,
+                ignore_eos: true, logprobs: 2 };
+  const r = await client.completions.create(req);
+  const lp = r.choices[0].logprobs;
+  assert.equal(lp.tokens.length, 5);
+  assert.equal(lp.token_logprobs.length, 5);
+  assert.equal(lp.text_offset[0], 0);
+  for (let i = 0; i < 5; i++) {
+    assert.ok(lp.token_logprobs[i] <= 0);
+    const top = Object.entries(lp.top_logprobs[i]);
+    assert.ok(top.length >= 1 && top.length <= 2);
+    const best = Math.max(...top.map(([, v]) => v));
+    assert.equal(best, lp.token_logprobs[i]);  // greedy picks the most likely
+    assert.equal(lp.top_logprobs[i][lp.tokens[i]], lp.token_logprobs[i]);
+    if (i > 0) assert.ok(lp.text_offset[i] > lp.text_offset[i - 1]);
+  }
+  const stream = await client.completions.create({ ...req, stream: true });
+  const merged = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+  for await (const chunk of stream) {
+    const l = chunk.choices[0]?.logprobs;
+    if (l) for (const k of Object.keys(merged)) merged[k].push(...l[k]);
+  }
+  assert.deepEqual(merged, lp);
+});
+
+test('n > 1: choices 0..n-1 from one prefill, seeded choices reproducible', async () => {
+  const prompt = 'Several choices from one prompt, a prompt of a few blocks in length';
+  const req = { model: MODEL, prompt, max_tokens: 8, temperature: 1.0, seed: 7, ignore_eos: true };
+  const before = await metrics();
+  const r = await client.completions.create({ ...req, n: 4 });
+  const after = await metrics();
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1, 2, 3]);
+  assert.equal(r.usage.completion_tokens, 32);
+  // One prefill: the prompt's uncached tokens once, then each choice's decodes.
+  const computed = after.get('seekserve_computed_tokens_total') -
+                   before.get('seekserve_computed_tokens_total');
+  const cached = r.usage.prompt_tokens_details.cached_tokens;
+  assert.equal(computed, r.usage.prompt_tokens - cached + 4 * (8 - 1));
+  assert.equal(after.get('seekserve_prompt_tokens_total') - before.get('seekserve_prompt_tokens_total'),
+               r.usage.prompt_tokens);
+  // Reproducible, and choice i is the same request alone with seed + i.
+  const again = await client.completions.create({ ...req, n: 4 });
+  assert.deepEqual(again.choices.map((c) => c.text), r.choices.map((c) => c.text));
+  const third = await client.completions.create({ ...req, seed: 9 });
+  assert.equal(third.choices[0].text, r.choices[2].text);
+  assert.ok(new Set(r.choices.map((c) => c.text)).size > 1, 'sampled choices differ');
+  // Streaming: chunks carry their choice's index and add up to the same texts.
+  const stream = await client.completions.create({ ...req, n: 4, stream: true,
+                                                   stream_options: { include_usage: true } });
+  const texts = ['', '', '', ''];
+  let finished = 0;
+  let usage = null;
+  for await (const chunk of stream) {
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) {
+      texts[c.index] += c.text;
+      if (c.finish_reason) finished++;
+    }
+  }
+  assert.deepEqual(texts, r.choices.map((c) => c.text));
+  assert.equal(finished, 4);
+  assert.equal(usage.completion_tokens, 32);
+  // Greedy: identical choices (chat).
+  const g = await client.chat.completions.create({ model: MODEL, n: 2, max_tokens: 6, temperature: 0,
+                                                   messages: [{ role: 'user', content: 'twins' }] });
+  assert.equal(g.choices.length, 2);
+  assert.equal(g.choices[0].message.content, g.choices[1].message.content);
+  await waitIdle();
 });
