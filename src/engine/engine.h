@@ -105,6 +105,8 @@ class Engine {
   // Longest prompt + completion a request may have (model context and KV capacity).
   int64_t max_model_len() const { return max_model_len_; }
   const ModelConfig& model_config() const { return model_->config(); }
+  // The options it started with (the limits may have changed since: see stats()).
+  const EngineOptions& options() const { return options_; }
 
  private:
   struct Sequence;

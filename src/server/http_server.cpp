@@ -2,7 +2,16 @@
 
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cctype>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 
 #include "core/log.h"
@@ -29,12 +38,64 @@ std::string random_hex() {
   return fmt::format("{:016x}", rng());
 }
 
-// X-Request-Id when the client (or the router) sent a sane one, else a new one.
+// X-Request-Id when the client (or the router) sent a sane one (1..128 characters of
+// A-Z a-z 0-9 - _ . : + / =, enough for UUIDs, ULIDs and base64), else a new one.
 std::string request_id_of(const httplib::Request& req) {
   std::string id = req.get_header_value("X-Request-Id");
   bool ok = !id.empty() && id.size() <= 128;
-  for (char c : id) ok = ok && c > 32 && c < 127;
+  for (char c : id)
+    ok =
+        ok && (std::isalnum(static_cast<unsigned char>(c)) || std::strchr("-_.:+/=", c) != nullptr);
   return ok ? id : random_hex();
+}
+
+// The socket of the connection `req` came on. cpp-httplib 0.11 does not hand it to handlers, so
+// it is found among the process's sockets by its two ends (unique while the connection is
+// open). -1 when not found. Used only while a request waits in the queue, to notice a client
+// that left before anything was written to it.
+int connection_socket(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != 0) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t ll = sizeof(local), pl = sizeof(peer);
+    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
+        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0)
+      continue;
+    auto port_of = [](const sockaddr_storage& a) {
+      if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+      if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+      return uint16_t{0};
+    };
+    auto addr_of = [](const sockaddr_storage& a) {
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (a.ss_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, buf, sizeof(buf));
+      else if (a.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, buf, sizeof(buf));
+      return std::string(buf);
+    };
+    if (port_of(peer) == req.remote_port && port_of(local) == req.local_port &&
+        addr_of(peer) == req.remote_addr) {
+      found = static_cast<int>(fd);
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// The client closed its end (it cannot send more, so it will not read a reply either).
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+  char c;
+  return (p.revents & POLLIN) && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 // What one choice of a reply has produced so far.
@@ -245,9 +306,16 @@ struct HttpServer::Impl {
     metrics.count_request(e.status);
   }
 
-  bool authorized(const httplib::Request& req, httplib::Response& res) {
-    if (opt.api_key.empty()) return true;
-    if (req.get_header_value("Authorization") == "Bearer " + opt.api_key) return true;
+  // True when the server is open or the request names a configured key (`key` gets it; nullptr
+  // when open); else replies 401.
+  bool authorized(const httplib::Request& req, httplib::Response& res,
+                  const ApiKey** key = nullptr) {
+    if (key) *key = nullptr;
+    if (opt.api_keys.open()) return true;
+    if (const ApiKey* k = opt.api_keys.find(req.get_header_value("Authorization"))) {
+      if (key) *key = k;
+      return true;
+    }
     ApiError e;
     e.status = 401;
     e.type = "authentication_error";
@@ -269,13 +337,20 @@ struct HttpServer::Impl {
       reply_error(res, e);
       return;
     }
-    if (!authorized(req, res)) return;
+    const ApiKey* key = nullptr;
+    if (!authorized(req, res, &key)) return;
     const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) {
       reply_error(res, api_error_from_status(invalid_argument("the body is not valid JSON")));
       return;
     }
-    Result<ApiRequest> parsed = parse_api_request(body, chat, api);
+    // The key decides how far `priority` may go (a client must not starve everyone).
+    ApiContext ctx = api;
+    if (key) {
+      ctx.priority_min = key->priority.min;
+      ctx.priority_max = key->priority.max;
+    }
+    Result<ApiRequest> parsed = parse_api_request(body, chat, ctx);
     if (!parsed.ok()) {
       log_info("[{}] {} refused: {}", rid, req.path, parsed.status().message());
       reply_error(res, api_error_from_status(parsed.status()));
@@ -318,8 +393,19 @@ struct HttpServer::Impl {
              g->req.prompt.size(), g->req.max_tokens, g->req.priority,
              g->req.stream ? ", stream" : "");
     // Wait until the engine schedules it (or drops it) so queue timeouts get their own status.
+    // Nothing is written meanwhile, so a client that leaves is noticed on its socket: the
+    // request is taken out of the queue (the engine drops it at its next step).
+    int fd = -2;  // not looked up yet
     for (;;) {
-      g->channel->pop_all(g->backlog, std::chrono::milliseconds(100));
+      if (!g->channel->pop_all(g->backlog, std::chrono::milliseconds(100))) {
+        if (fd == -2) fd = connection_socket(req);
+        if (fd >= 0 && peer_closed(fd)) {
+          log_info("[{}] client went away while queued: removing it", rid);
+          engine.cancel(g->channel->id());
+          metrics.count_request(499);  // nginx's "client closed request"
+          return;
+        }
+      }
       bool started = false;
       for (const EngineEvent& ev : g->backlog) {
         if (ev.kind == EngineEvent::Kind::kError) {
@@ -353,6 +439,59 @@ struct HttpServer::Impl {
     };
     res.set_chunked_content_provider(g->req.stream ? "text/event-stream" : "application/json",
                                      provider, releaser);
+  }
+
+  // /admin/*: needs a key marked admin (--api-key, or `admin` in --api-key-file) when keys are
+  // configured: 401 without a valid key, 403 with a key that is not an admin's.
+  bool admin_authorized(const httplib::Request& req, httplib::Response& res) {
+    const ApiKey* key = nullptr;
+    if (!authorized(req, res, &key)) return false;
+    if (key == nullptr || key->admin) return true;
+    ApiError e;
+    e.status = 403;
+    e.type = "permission_error";
+    e.message = "this API key may not use /admin";
+    reply_error(res, e);
+    return false;
+  }
+
+  json scheduler_json() {
+    const EngineStats st = engine.stats();
+    const EngineOptions& o = engine.options();
+    return {{"max_num_seqs", st.max_num_seqs},
+            {"max_num_batched_tokens", st.max_num_batched_tokens},
+            {"max_num_seqs_limit", o.max_num_seqs_limit},
+            {"max_step_ms", o.max_step_ms},
+            {"scheduling_policy", o.policy == SchedulingPolicy::kFcfs ? "fcfs" : "priority"},
+            {"max_queue", o.max_queue},
+            {"running", st.running},
+            {"waiting", st.waiting}};
+  }
+
+  // POST /admin/scheduler {"max_num_seqs": N, "max_num_batched_tokens": M} (either or both):
+  // handed to the engine thread, which applies it before its next step.
+  void set_scheduler(const httplib::Request& req, httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    auto bad = [&](const std::string& message) {
+      ApiError e = api_error_from_status(invalid_argument("{}", message));
+      res.status = e.status;
+      res.set_content(error_body(e), "application/json");
+    };
+    if (!body.is_object() || body.empty())
+      return bad("the body must be a JSON object with max_num_seqs and/or max_num_batched_tokens");
+    EngineLimits limits;
+    for (const auto& [k, v] : body.items()) {
+      if (k != "max_num_seqs" && k != "max_num_batched_tokens")
+        return bad(fmt::format("{}: not a setting that can change at run time", k));
+      if (!v.is_number_integer() || v.get<int64_t>() < 1)
+        return bad(fmt::format("{}: must be a positive integer", k));
+      (k == "max_num_seqs" ? limits.max_num_seqs : limits.max_num_batched_tokens) =
+          v.get<int64_t>();
+    }
+    if (Status st = engine.set_limits(limits); !st.ok()) return bad(st.message());
+    log_info("scheduler limits changed: max_num_seqs {}, max_num_batched_tokens {}",
+             engine.stats().max_num_seqs, engine.stats().max_num_batched_tokens);
+    res.set_content(dump(scheduler_json()), "application/json");
   }
 
   void routes() {
@@ -395,6 +534,14 @@ struct HttpServer::Impl {
                                       {"seconds_since_engine_step", st.seconds_since_heartbeat}}),
                             "application/json");
             }));
+    svr.Get("/admin/scheduler", guarded([this](const httplib::Request& q, httplib::Response& r) {
+              if (!admin_authorized(q, r)) return;
+              r.set_content(dump(scheduler_json()), "application/json");
+            }));
+    svr.Post("/admin/scheduler", guarded([this](const httplib::Request& q, httplib::Response& r) {
+               if (!admin_authorized(q, r)) return;
+               set_scheduler(q, r);
+             }));
     svr.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& r) {
               r.set_content(metrics.render(engine.stats()), "text/plain; version=0.0.4");
             }));

@@ -15,6 +15,7 @@
 
 #include "core/status.h"
 #include "engine/engine.h"
+#include "server/api_keys.h"
 #include "server/metrics.h"
 #include "server/openai_api.h"
 
@@ -22,8 +23,8 @@ namespace seekserve {
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
-  int port = 8000;      // 0 = any free port
-  std::string api_key;  // empty = no authentication
+  int port = 8000;   // 0 = any free port
+  ApiKeys api_keys;  // none = no authentication
   int64_t max_body_bytes = 8 << 20;
   int http_threads = 0;       // 0 = max_num_seqs + max_queue + 8
   double health_stale_s = 5;  // /health fails when the engine loop is silent this long

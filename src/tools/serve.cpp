@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <yaml-cpp/yaml.h>
@@ -46,8 +47,8 @@ struct ServeOptions {
   bool prefix_cache = true;
   std::string chat_template;
   double request_timeout = 600;
-  int priority_min = 0;
-  int priority_max = 100;
+  std::string priority_range = "0:100";
+  std::string api_key_file;
   int64_t max_body_bytes = 8 << 20;
   int http_threads = 0;
   double drain_timeout = 30;
@@ -142,9 +143,23 @@ Status run_serve(ServeOptions o) {
   else
     return invalid_argument("--log-level: '{}' is not debug, info, warn or error", o.log_level);
   if (o.port < 0 || o.port > 65535) return invalid_argument("--port: {} is not 0..65535", o.port);
-  if (o.priority_min > o.priority_max)
-    return invalid_argument("--priority-min {} > --priority-max {}", o.priority_min,
-                            o.priority_max);
+  SEEK_ASSIGN_OR_RETURN(PriorityRange priority,
+                        parse_priority_range(o.priority_range, "--priority-range"));
+  std::vector<ApiKey> keys;
+  if (!o.api_key.empty()) keys.push_back({o.api_key, priority, /*admin=*/true});
+  if (!o.api_key_file.empty()) {
+    std::ifstream in(o.api_key_file);
+    if (!in) return invalid_argument("--api-key-file {}: cannot read it", o.api_key_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    SEEK_ASSIGN_OR_RETURN(std::vector<ApiKey> more,
+                          parse_api_keys(text.str(), o.api_key_file, priority));
+    for (ApiKey& k : more) {
+      if (k.key == o.api_key)
+        return invalid_argument("--api-key-file {}: repeats --api-key", o.api_key_file);
+      keys.push_back(std::move(k));
+    }
+  }
   if (!(o.request_timeout > 0)) return invalid_argument("--request-timeout must be positive");
   SEEK_ASSIGN_OR_RETURN(SchedulingPolicy policy, scheduling_policy_from_name(o.scheduling_policy));
   auto kv_dtype = dtype_from_name(o.kv_dtype);
@@ -231,14 +246,14 @@ Status run_serve(ServeOptions o) {
   api.model_name = o.served_model_name.empty() ? default_model_name(o.model) : o.served_model_name;
   api.chat_template = tmpl;
   api.max_model_len = engine->max_model_len();
-  api.priority_min = o.priority_min;
-  api.priority_max = o.priority_max;
+  api.priority_min = priority.min;
+  api.priority_max = priority.max;
   api.max_n = o.max_n;
   api.default_timeout_s = o.request_timeout;
   HttpOptions ho;
   ho.host = o.host;
   ho.port = o.port;
-  ho.api_key = o.api_key;
+  ho.api_keys = ApiKeys(std::move(keys));
   ho.max_body_bytes = o.max_body_bytes;
   ho.http_threads = o.http_threads;
   HttpServer server(*engine, api, ho, eo.max_num_seqs_limit, o.max_queue);
@@ -250,7 +265,7 @@ Status run_serve(ServeOptions o) {
       "application/json'%s -d '{\"model\":\"%s\",\"messages\":[{\"role\":\"user\",\"content\":"
       "\"Hello\"}],\"max_tokens\":32}'\n",
       api.model_name.c_str(), url.c_str(), url.c_str(),
-      o.api_key.empty() ? "" : " -H 'Authorization: Bearer $KEY'", api.model_name.c_str());
+      ho.api_keys.open() ? "" : " -H 'Authorization: Bearer $KEY'", api.model_name.c_str());
   std::fflush(stdout);
 
   // SIGTERM/SIGINT: drain (readiness off, new requests refused, running ones finish within
@@ -325,8 +340,10 @@ void add_serve_command(CLI::App& app, CommandContext& ctx) {
       "detected from the tokenizer)");
   add("request-timeout", o->request_timeout,
       "Seconds a request may take (queue + run) unless it sends 'timeout'");
-  add("priority-min", o->priority_min, "Smallest 'priority' a request may ask for");
-  add("priority-max", o->priority_max, "Largest 'priority' a request may ask for");
+  add("priority-range", o->priority_range,
+      "MIN:MAX a request's 'priority' is clamped to (keys in --api-key-file may have their own)");
+  add("api-key-file", o->api_key_file,
+      "File of API keys, one a line: KEY [MIN:MAX] [admin] (priority range; may use /admin)");
   add("max-body-bytes", o->max_body_bytes, "Largest request body accepted");
   add("http-threads", o->http_threads, "HTTP threads (0 = max-num-seqs + max-queue + 8)");
   add("drain-timeout", o->drain_timeout, "Seconds SIGTERM waits for running requests");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "../formats/tokenizer_test_util.h"
+#include "server/api_keys.h"
 #include "server/metrics.h"
 #include "server/reasoning_splitter.h"
 
@@ -111,6 +112,32 @@ TEST(OpenAiApiTest, LogprobShapes) {
   EXPECT_EQ(legacy["text_offset"], json::array({5, 6}));
   EXPECT_FLOAT_EQ(legacy["token_logprobs"][1].get<float>(), -1.0f);
   EXPECT_FLOAT_EQ(legacy["top_logprobs"][1]["c"].get<float>(), -0.5f);
+}
+
+TEST(ApiKeysTest, FileLinesRangesAndAdmin) {
+  auto keys = parse_api_keys("# comment\n\nplain\nvip -1000:100\nops admin\nboth -5:5 admin\n",
+                             "keys", {0, 100});
+  ASSERT_TRUE(keys.ok()) << keys.status().message();
+  ASSERT_EQ(keys->size(), 4u);
+  EXPECT_EQ((*keys)[0].priority.min, 0);
+  EXPECT_FALSE((*keys)[0].admin);
+  EXPECT_EQ((*keys)[1].priority.min, -1000);
+  EXPECT_EQ((*keys)[1].priority.max, 100);
+  EXPECT_TRUE((*keys)[2].admin);
+  EXPECT_EQ((*keys)[3].priority.max, 5);
+  EXPECT_EQ(parse_api_keys("a 5:1\n", "keys", {}).status().message(),
+            "keys:1: '5:1' has MIN > MAX");
+  EXPECT_EQ(parse_api_keys("a\nb x\n", "keys", {}).status().message(),
+            "keys:2: unexpected 'x' (a line is: KEY [MIN:MAX] [admin])");
+  EXPECT_FALSE(parse_api_keys("a\na\n", "keys", {}).ok());
+  EXPECT_FALSE(parse_api_keys("# none\n", "keys", {}).ok());
+  EXPECT_FALSE(parse_priority_range("1-2", "r").ok());
+  EXPECT_EQ(parse_priority_range("-3:-1", "r")->max, -1);
+  const ApiKeys set(std::move(*keys));
+  EXPECT_EQ(set.find("Bearer vip")->priority.min, -1000);
+  EXPECT_EQ(set.find("Bearer vi"), nullptr);
+  EXPECT_EQ(set.find("vip"), nullptr);
+  EXPECT_TRUE(ApiKeys().open());
 }
 
 TEST(MetricsTest, HistogramBucketsAreCumulative) {

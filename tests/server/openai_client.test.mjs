@@ -1,7 +1,8 @@
 // Drives a running `seekserve serve` with the official OpenAI npm client (openai@4).
 // Started by tests/server/serve_test.sh, which passes:
 //   SEEKSERVE_URL        main server (--api-key test-key, roomy limits)
-//   SEEKSERVE_SMALL_URL  server with --max-num-seqs 1 --max-queue 3 (overload, priority)
+//   SEEKSERVE_SMALL_URL  server with --max-num-seqs 1 --max-queue 3 (overload, priority) and
+//                        --api-key-file: plain-key, vip-key (priority -1000..100), ops-key (admin)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -11,7 +12,8 @@ const URL_SMALL = process.env.SEEKSERVE_SMALL_URL;
 const KEY = 'test-key';
 const MODEL = 'tiny-v3';
 const client = new OpenAI({ baseURL: `${URL_MAIN}/v1`, apiKey: KEY, maxRetries: 0 });
-const small = new OpenAI({ baseURL: `${URL_SMALL}/v1`, apiKey: 'unused', maxRetries: 0 });
+const small = new OpenAI({ baseURL: `${URL_SMALL}/v1`, apiKey: 'plain-key', maxRetries: 0 });
+const smallVip = new OpenAI({ baseURL: `${URL_SMALL}/v1`, apiKey: 'vip-key', maxRetries: 0 });
 
 async function metrics(url = URL_MAIN) {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -144,6 +146,14 @@ test('errors: status codes and the OpenAI error body', async () => {
   r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 1 },
                     { 'X-Request-Id': 'my-id-42' });
   assert.equal(r.headers.get('x-request-id'), 'my-id-42');
+  assert.equal(r.body.id, 'cmpl-my-id-42');
+  for (const bad of ['has space', 'x'.repeat(129), 'semi;colon']) {
+    r = await rawPost('/v1/completions', { model: MODEL, prompt: 'x', max_tokens: 1 },
+                      { 'X-Request-Id': bad });
+    const id = r.headers.get('x-request-id');
+    assert.ok(/^[0-9a-f]{16}$/.test(id), `a fresh id replaces '${bad}': ${id}`);
+    assert.equal(r.body.id, `cmpl-${id}`);
+  }
   // Through the client: typed errors.
   await assert.rejects(client.chat.completions.create({ model: 'gpt-9', messages: [{ role: 'user', content: 'x' }] }),
                        (e) => e.status === 404 && e.error?.type === 'not_found_error');
@@ -328,4 +338,109 @@ test('n > 1: choices 0..n-1 from one prefill, seeded choices reproducible', asyn
   assert.equal(g.choices.length, 2);
   assert.equal(g.choices[0].message.content, g.choices[1].message.content);
   await waitIdle();
+});
+
+async function waitMetric(url, name, want, what) {
+  for (let i = 0; i < 400; i++) {
+    if ((await metrics(url)).get(name) === want) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  assert.fail(`${what}: ${name} never reached ${want}`);
+}
+
+test('priority is clamped per key: -1000 from an ordinary key does not jump ahead', async () => {
+  const order = [];
+  const run = (c, priority, tag, max_tokens) =>
+    c.completions.create({ model: MODEL, prompt: `clamp ${tag}`, max_tokens, temperature: 0,
+                           ignore_eos: true, priority })
+      .then(() => order.push(tag));
+  const busy = run(small, 0, 'busy', 200);
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_running', 1, 'busy runs');
+  const a = run(small, 0, 'plain0', 10);
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_waiting', 1, 'plain0 waits');
+  const b = run(small, -1000, 'plain-1000', 10);  // clamped to 0: behind plain0
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_waiting', 2, 'plain-1000 waits');
+  const c = run(smallVip, -1000, 'vip-1000', 10);  // allowed: ahead of both
+  await Promise.all([busy, a, b, c]);
+  assert.ok(order.indexOf('plain0') < order.indexOf('plain-1000'), `finish order ${order}`);
+  assert.ok(order.indexOf('vip-1000') < order.indexOf('plain0'), `finish order ${order}`);
+  await waitIdle(URL_SMALL);
+});
+
+test('a client that leaves while queued is removed from the queue and never runs', async () => {
+  const before = (await metrics(URL_SMALL)).get('seekserve_generation_tokens_total');
+  const busy = small.completions.create({ model: MODEL, prompt: 'busy while one leaves',
+                                          max_tokens: 300, temperature: 0, ignore_eos: true });
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_running', 1, 'busy runs');
+  const controller = new AbortController();
+  const queued = small.completions.create(
+    { model: MODEL, prompt: 'I will leave', max_tokens: 50, temperature: 0, ignore_eos: true },
+    { signal: controller.signal }).catch((e) => e);
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_waiting', 1, 'the second one waits');
+  controller.abort();
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_waiting', 0, 'the queue drops it');
+  const m = await metrics(URL_SMALL);
+  assert.equal(m.get('seekserve_num_requests_running'), 1, 'busy still runs: it was not a finish');
+  await busy;
+  await queued;
+  const after = await waitIdle(URL_SMALL);
+  assert.equal(after.get('seekserve_generation_tokens_total') - before, 300, 'the left one never ran');
+  assert.match(after.text, /seekserve_requests_total\{code="499"\} [1-9]/);
+});
+
+test('per-request timeout: a request that waits past it gets 408 and never runs', async () => {
+  const before = (await metrics(URL_SMALL)).get('seekserve_generation_tokens_total');
+  const busy = small.completions.create({ model: MODEL, prompt: 'busy past a timeout',
+                                          max_tokens: 300, temperature: 0, ignore_eos: true });
+  await waitMetric(URL_SMALL, 'seekserve_num_requests_running', 1, 'busy runs');
+  await assert.rejects(
+    small.completions.create({ model: MODEL, prompt: 'impatient', max_tokens: 5, timeout: 0.2 }),
+    (e) => e.status === 408 && e.error?.type === 'timeout_error');
+  await busy;
+  const after = await waitIdle(URL_SMALL);
+  assert.equal(after.get('seekserve_generation_tokens_total') - before, 300);
+});
+
+test('admin: scheduler limits read and changed at run time, admin keys only', async () => {
+  const admin = (method, body, key = KEY, url = URL_MAIN) =>
+    fetch(`${url}/admin/scheduler`, {
+      method, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: await r.json() }));
+  let r = await admin('GET');
+  assert.equal(r.status, 200);
+  assert.equal(r.body.max_num_seqs, 32);
+  assert.equal(r.body.max_num_seqs_limit, 128);
+  assert.equal(r.body.max_num_batched_tokens, 4096);
+  r = await admin('POST', { max_num_seqs: 2 });
+  assert.equal(r.status, 200);
+  assert.equal(r.body.max_num_seqs, 2);
+  assert.equal((await admin('GET')).body.max_num_seqs, 2);
+  assert.equal((await metrics()).get('seekserve_max_num_seqs'), 2);
+  // The new limit holds: 5 concurrent requests never run more than 2 at once.
+  let peak = 0;
+  let done = false;
+  const watch = (async () => {
+    while (!done) {
+      peak = Math.max(peak, (await metrics()).get('seekserve_num_requests_running'));
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  })();
+  const results = await Promise.all(Array.from({ length: 5 }, (_, i) => client.completions.create(
+    { model: MODEL, prompt: `limited ${i}`, max_tokens: 30, temperature: 0, ignore_eos: true })));
+  done = true;
+  await watch;
+  for (const x of results) assert.equal(x.usage.completion_tokens, 30);
+  assert.ok(peak <= 2, `running peaked at ${peak}`);
+  for (const bad of [{ max_num_seqs: 0 }, { max_num_seqs: 129 }, { max_num_seqs: 'x' },
+                     { max_queue: 3 }, {}]) {
+    r = await admin('POST', bad);
+    assert.equal(r.status, 400, JSON.stringify(bad));
+    assertErrorShape(r.body);
+  }
+  assert.equal((await admin('POST', { max_num_seqs: 3 }, 'wrong')).status, 401);
+  assert.equal((await admin('GET', undefined, 'plain-key', URL_SMALL)).status, 403);
+  assert.equal((await admin('GET', undefined, 'ops-key', URL_SMALL)).status, 200);
+  r = await admin('POST', { max_num_seqs: 32 });
+  assert.equal(r.body.max_num_seqs, 32);
 });

@@ -34,7 +34,8 @@ start() {
 
 start main --api-key test-key --max-num-seqs 32 --max-queue 64
 MAIN_URL=$URL MAIN_PID=$PID
-start small --max-num-seqs 1 --max-queue 3 --scheduling-policy priority
+printf '# key [priority MIN:MAX] [admin]\nplain-key\nvip-key -1000:100\nops-key admin\n' >"$tmp/keys"
+start small --max-num-seqs 1 --max-queue 3 --scheduling-policy priority --api-key-file "$tmp/keys"
 SMALL_URL=$URL
 
 # The ready-to-paste curl line works.
@@ -62,6 +63,9 @@ for name in seekserve_time_to_first_token_seconds_bucket seekserve_inter_token_l
   grep -qF "$name" "$tmp/metrics.txt" || { echo "missing metric $name"; exit 1; }
 done
 grep -qF 'seekserve_requests_total{code="429"}' <(curl -sf "$SMALL_URL/metrics")
+# Request ids are on the log lines about the request.
+grep -q '\[my-id-42\] /v1/completions accepted' "$tmp/main.log"
+grep -q '\[my-id-42\] finished' "$tmp/main.log"
 
 # SIGTERM drains: a request in flight completes, /health goes 503, the process exits 0.
 curl -sf -H 'Authorization: Bearer test-key' -H 'Content-Type: application/json' \
