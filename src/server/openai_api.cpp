@@ -3,6 +3,8 @@
 #include <cmath>
 #include <random>
 
+#include "formats/chat_prompt.h"
+
 namespace seekserve {
 
 using nlohmann::json;
@@ -101,10 +103,8 @@ Result<std::vector<int32_t>> chat_prompt(const json& body, const ApiContext& ctx
   auto parsed = chat_messages_from_json(flat);
   if (!parsed.ok()) return invalid_argument("messages: {}", parsed.status().message());
   const Tokenizer& tok = *ctx.tokenizer;
-  const std::string bos = tok.bos_id() >= 0 ? std::string(tok.token_text(tok.bos_id()))
-                                            : std::string(default_bos_token(*ctx.chat_template));
-  const std::string eos = tok.eos_id() >= 0 ? std::string(tok.token_text(tok.eos_id())) : "";
-  auto text = render_chat(*ctx.chat_template, *parsed, /*add_generation_prompt=*/true, bos, eos);
+  auto text =
+      render_chat_for_model(tok, *ctx.chat_template, *parsed, /*add_generation_prompt=*/true);
   if (!text.ok()) return invalid_argument("messages: {}", text.status().message());
   starts_in_reasoning = *ctx.chat_template == ChatTemplateKind::kDeepseekR1 && text->size() >= 8 &&
                         text->ends_with("<think>\n");

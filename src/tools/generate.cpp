@@ -9,6 +9,7 @@
 
 #include "core/mapped_file.h"
 #include "engine/session.h"
+#include "formats/chat_prompt.h"
 #include "formats/chat_template.h"
 #include "tools/make_model.h"
 #include "tools/npy.h"
@@ -53,13 +54,8 @@ Result<std::string> chat_prompt(const Session& s, const std::string& text,
     }
     kind = *detected;
   }
-  const std::string bos = s.tokenizer().bos_id() >= 0
-                              ? std::string(s.tokenizer().token_text(s.tokenizer().bos_id()))
-                              : std::string(default_bos_token(kind));
-  const std::string eos = s.tokenizer().eos_id() >= 0
-                              ? std::string(s.tokenizer().token_text(s.tokenizer().eos_id()))
-                              : "";
-  return render_chat(kind, {ChatMessage{ChatRole::kUser, text, {}, std::nullopt}}, true, bos, eos);
+  return render_chat_for_model(s.tokenizer(), kind,
+                               {ChatMessage{ChatRole::kUser, text, {}, std::nullopt}}, true);
 }
 
 Result<std::vector<int32_t>> parse_token_list(const std::string& text) {
