@@ -368,5 +368,54 @@ TEST_F(EngineTest, LimitsChangeAtRunTime) {
   wait_idle(*e);
 }
 
+// A long prompt is read in chunks, one per step, and the streams already running get a token
+// in every one of those steps: they never wait for more than one chunk's compute.
+TEST_F(EngineTest, LongPromptDoesNotStallRunningStreams) {
+  EngineOptions o;
+  o.n_blocks = 256;
+  o.max_step_ms = 0.01;  // the smallest chunks (16 tokens) once a prefill step was measured
+  auto e = start(o);
+  // A's prompt (>= 32 tokens) is a measured prefill step.
+  GenerationRequest stream = request("", 200);
+  stream.prompt.clear();
+  for (int i = 0; i < 64; ++i) stream.prompt.push_back(500 + i);
+  auto a = e->submit(std::move(stream));
+  ASSERT_TRUE(a.ok());
+  std::vector<EngineEvent> a_events;
+  while (a_events.size() < 4) (*a)->pop_all(a_events, std::chrono::milliseconds(5000));
+  GenerationRequest long_prompt;
+  for (int i = 0; i < 400; ++i) long_prompt.prompt.push_back(1000 + i);
+  long_prompt.max_tokens = 1;
+  long_prompt.sampling.temperature = 0;
+  auto b = e->submit(std::move(long_prompt));
+  ASSERT_TRUE(b.ok());
+  std::vector<EngineEvent> b_events;
+  EngineClock::time_point b_started{}, b_token{};
+  while (b_token == EngineClock::time_point{}) {
+    b_events.clear();
+    (*b)->pop_all(b_events, std::chrono::milliseconds(10000));
+    ASSERT_FALSE(b_events.empty());
+    for (const EngineEvent& ev : b_events) {
+      if (ev.kind == EngineEvent::Kind::kStarted) b_started = ev.time;
+      if (ev.kind == EngineEvent::Kind::kToken) b_token = ev.time;
+      ASSERT_NE(ev.kind, EngineEvent::Kind::kError);
+    }
+  }
+  e->cancel((*a)->id());
+  for (;;) {
+    std::vector<EngineEvent> more;
+    (*a)->pop_all(more, std::chrono::milliseconds(10000));
+    ASSERT_FALSE(more.empty());
+    a_events.insert(a_events.end(), more.begin(), more.end());
+    if (a_events.back().kind == EngineEvent::Kind::kFinished) break;
+  }
+  int64_t during = 0;
+  for (const EngineEvent& ev : a_events)
+    during += ev.kind == EngineEvent::Kind::kToken && ev.time >= b_started && ev.time <= b_token;
+  // 400 tokens in chunks of at most 16: at least 25 steps, each with a token for A.
+  EXPECT_GE(during, 24) << "A's tokens while B's prompt was read";
+  wait_idle(*e);
+}
+
 }  // namespace
 }  // namespace seekserve
