@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -12,6 +14,11 @@
 namespace seekserve {
 
 namespace {
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 double seconds_between(EngineClock::time_point a, EngineClock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
@@ -218,6 +225,8 @@ EngineStats Engine::stats() const {
   st.max_num_seqs = max_num_seqs_.load();
   st.max_num_batched_tokens = max_num_batched_tokens_.load();
   st.last_step_ms = counters_.last_step_ms.load();
+  st.forward_seconds = counters_.forward_seconds.load();
+  st.forward_cpu_seconds = counters_.forward_cpu_seconds.load();
   return st;
 }
 
@@ -508,11 +517,15 @@ bool Engine::step() {
   }
   if (batch.empty()) return !plan.preempted.empty();
 
+  const double cpu0 = thread_cpu_seconds();
   const auto t0 = EngineClock::now();
   const Status st = model_->forward(batch, *cache_, logits_);
   const double ms = seconds_between(t0, EngineClock::now()) * 1e3;
+  counters_.forward_cpu_seconds.store(counters_.forward_cpu_seconds.load() +
+                                      (thread_cpu_seconds() - cpu0));
   counters_.steps += 1;
   counters_.last_step_ms.store(ms);
+  counters_.forward_seconds.store(counters_.forward_seconds.load() + ms / 1e3);  // one writer
   for (const Work& w : work) counters_.computed_tokens += w.n;
   if (!st.ok()) {
     log_error("engine step failed: {}", st.to_string());

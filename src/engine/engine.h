@@ -74,7 +74,11 @@ struct EngineStats {
   double prefill_tokens_per_ms = 0;
   int64_t computed_tokens = 0;  // tokens run through the model (prefill, decode, recompute)
   int64_t max_num_seqs = 0, max_num_batched_tokens = 0;  // current limits (set_limits)
-  double last_step_ms = 0;  // the model's forward pass of the latest step
+  double last_step_ms = 0;     // the model's forward pass of the latest step
+  double forward_seconds = 0;  // all forward passes so far (serving overhead = the rest)
+  // CPU time of the engine thread inside forward passes (all of the forward's CPU time when
+  // the model runs on one thread; worker threads' share is not in it).
+  double forward_cpu_seconds = 0;
 };
 
 // Limits the router's autoscaler may change at run time (POST /admin/scheduler); 0 = unchanged.
@@ -157,7 +161,8 @@ class Engine {
     std::atomic<int64_t> running{0}, waiting{0}, kv_in_use{0}, steps{0}, preemptions{0},
         prompt_tokens{0}, generation_tokens{0}, prefix_queries{0}, prefix_hits{0},
         computed_tokens{0};
-    std::atomic<double> busy_ratio{0}, tokens_per_ms{0}, last_step_ms{0};
+    std::atomic<double> busy_ratio{0}, tokens_per_ms{0}, last_step_ms{0}, forward_seconds{0},
+        forward_cpu_seconds{0};
     std::atomic<int64_t> heartbeat_ns{0};
   } counters_;
 

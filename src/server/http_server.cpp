@@ -560,6 +560,9 @@ HttpServer::HttpServer(Engine& engine, ApiContext api, HttpOptions options, int6
                              : static_cast<size_t>(max_num_seqs + max_queue + 8);
   impl_->svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   impl_->svr.set_payload_max_length(static_cast<size_t>(impl_->opt.max_body_bytes));
+  // Replies go out in several small writes (headers, chunks, the last chunk): without
+  // TCP_NODELAY, Nagle's algorithm holds the later ones for the client's delayed ACK (~40 ms).
+  impl_->svr.set_tcp_nodelay(true);
   impl_->svr.set_keep_alive_timeout(5);
   impl_->svr.set_read_timeout(30);
   impl_->svr.set_write_timeout(10);

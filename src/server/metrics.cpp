@@ -103,6 +103,13 @@ std::string ServerMetrics::render(const EngineStats& e) const {
           "Tokens run through the model: prefill, decode and recompute after preemption (a "
           "request with n choices prefills its prompt once).",
           e.computed_tokens);
+  header(out, "seekserve_engine_forward_seconds_total", "counter",
+         "Time spent in the model's forward passes.");
+  out += fmt::format("seekserve_engine_forward_seconds_total {}\n", number(e.forward_seconds));
+  header(out, "seekserve_engine_forward_cpu_seconds_total", "counter",
+         "CPU time of the engine thread inside forward passes (all of it with --threads 1).");
+  out +=
+      fmt::format("seekserve_engine_forward_cpu_seconds_total {}\n", number(e.forward_cpu_seconds));
   gauge("seekserve_engine_last_step_seconds", "The model's forward pass in the latest step.",
         e.last_step_ms / 1e3);
   gauge("seekserve_max_num_seqs", "Current --max-num-seqs (POST /admin/scheduler changes it).",
