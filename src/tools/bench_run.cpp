@@ -159,7 +159,7 @@ struct Runner {
   RunResult result;
 
   // Phase state.
-  bool warming = false, stopping = false;
+  bool warming = false, stopping = false, arrivals_done = false;
   int64_t next_index = 0, issued = 0, finished = 0, ok = 0, failed = 0;
   int64_t target = 0;  // requests to send in this phase (0: until the deadline)
   int64_t concurrency = 0;
@@ -172,12 +172,15 @@ struct Runner {
   asio::steady_timer progress_timer{io};
   Clock::time_point next_arrival;
 
-  bool more_to_send() const {
+  // Whether a request sent (or due) at `at` belongs to this phase.
+  bool more_to_send(Clock::time_point at) const {
     if (stopping) return false;
     if (target > 0 && issued >= target) return false;
-    if (has_deadline && Clock::now() >= deadline) return false;
+    if (has_deadline && at >= deadline) return false;
     return true;
   }
+  bool more_to_send() const { return more_to_send(Clock::now()); }
+  bool open_loop() const { return shape.rate > 0 && !warming; }
 
   void abort(const std::string& reason) {
     if (stopping && result.aborted) return;
@@ -237,36 +240,37 @@ struct Runner {
                                     : fmt::format("the first {} requests all failed", failed),
                         worst->first));
     }
-    if (shape.rate <= 0 || warming) {
-      if (more_to_send()) send_one();
-    }
+    if (!open_loop() && more_to_send()) send_one();
     maybe_end_phase();
   }
 
   void maybe_end_phase() {
-    if (client.in_flight() > 0 || more_to_send()) return;
+    if (client.in_flight() > 0) return;
+    if (open_loop() ? !arrivals_done && !stopping : more_to_send()) return;
     arrival_timer.cancel();
     progress_timer.cancel();
     io.stop();
   }
 
+  // Open loop: sends every arrival that is due (a late timer catches up, so the offered rate
+  // holds on a busy machine), then waits for the next one.
   void schedule_arrival() {
-    if (!more_to_send()) {
+    const Clock::time_point now = Clock::now();
+    while (more_to_send(next_arrival) && next_arrival <= now) {
+      send_one();
+      const double gap = shape.poisson ? std::exponential_distribution<double>(shape.rate)(arrivals)
+                                       : 1.0 / shape.rate;
+      next_arrival +=
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap));
+    }
+    if (!more_to_send(next_arrival)) {
+      arrivals_done = true;
       maybe_end_phase();
       return;
     }
-    const double gap = shape.poisson ? std::exponential_distribution<double>(shape.rate)(arrivals)
-                                     : 1.0 / shape.rate;
-    next_arrival += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap));
     arrival_timer.expires_at(next_arrival);
     arrival_timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;
-      if (!more_to_send()) {
-        maybe_end_phase();
-        return;
-      }
-      send_one();
-      schedule_arrival();
+      if (!ec) schedule_arrival();
     });
   }
 
@@ -320,9 +324,9 @@ struct Runner {
     if (warmup_phase) concurrency = std::min(concurrency, n);
     io.restart();
     if (progress != ProgressMode::kNone) schedule_progress();
-    if (shape.rate > 0 && !warmup_phase) {
+    arrivals_done = false;
+    if (open_loop()) {
       next_arrival = phase_start;
-      send_one();
       schedule_arrival();
     } else {
       for (int64_t i = 0; i < concurrency && more_to_send(); ++i) send_one();
