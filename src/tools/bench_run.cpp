@@ -284,11 +284,11 @@ struct Runner {
     const int filled = static_cast<int>(fraction * width + 0.5);
     const std::string bar = std::string(static_cast<size_t>(filled), '#') +
                             std::string(static_cast<size_t>(width - filled), '.');
-    const std::string text =
-        fmt::format("{}{} [{}] {} done{} ({} failed), {} in flight, {:.1f} req/s, {:.1f}s",
-                    warming ? "warm-up " : "", shape.label, bar, finished,
-                    target > 0 ? fmt::format("/{}", target) : "", failed, client.in_flight(),
-                    elapsed > 0 ? static_cast<double>(ok) / elapsed : 0.0, elapsed);
+    const std::string text = fmt::format(
+        "{} [{}] {} done{} ({} failed), {} in flight, {:.3g} req/s, {:.1f}s",
+        warming ? fmt::format("warm-up ({} at once)", concurrency) : shape.label, bar, finished,
+        target > 0 ? fmt::format("/{}", target) : "", failed, client.in_flight(),
+        elapsed > 0 ? static_cast<double>(ok) / elapsed : 0.0, elapsed);
     if (progress == ProgressMode::kTerminal) {
       std::fprintf(stderr, "\r\033[K%s%s", text.c_str(), final_line ? "\n" : "");
     } else {
