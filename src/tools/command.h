@@ -37,5 +37,7 @@ void add_serve_command(CLI::App& app, CommandContext& ctx);
 void add_estimate_command(CLI::App& app, CommandContext& ctx);
 // quantize IN OUT --dtype T (src/tools/quantize.cpp).
 void add_quantize_command(CLI::App& app, CommandContext& ctx);
+// bench --url URL: load generator for OpenAI-compatible servers (src/tools/bench.cpp).
+void add_bench_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
