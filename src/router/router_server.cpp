@@ -220,6 +220,10 @@ struct RouterServer::Impl {
   }
 
   void put_idle(Worker& w, BackendId id, std::unique_ptr<beast::tcp_stream> s) {
+    if (pool.in_flight(id) < 0) {  // removed meanwhile: drop its connections
+      w.idle.erase(id);
+      return;
+    }
     auto& list = w.idle[id];
     if (list.size() < kMaxIdlePerBackend) list.push_back(std::move(s));
   }
