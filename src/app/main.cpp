@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add_estimate_command(app, ctx);
   add_quantize_command(app, ctx);
   add_bench_command(app, ctx);
+  add_route_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

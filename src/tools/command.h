@@ -39,5 +39,7 @@ void add_estimate_command(CLI::App& app, CommandContext& ctx);
 void add_quantize_command(CLI::App& app, CommandContext& ctx);
 // bench --url URL: load generator for OpenAI-compatible servers (src/tools/bench.cpp).
 void add_bench_command(CLI::App& app, CommandContext& ctx);
+// route --config router.yaml: the load balancer over replicas (src/tools/route.cpp).
+void add_route_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve
