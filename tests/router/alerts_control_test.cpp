@@ -285,3 +285,36 @@ rules: [{name: SeekserveTestBusy, metric: engine_utilization, threshold: 95%, wi
 
 }  // namespace
 }  // namespace seekserve
+
+namespace seekserve {
+namespace {
+
+// deploy/prometheus/seekserve-rules.yml carries the same alerts as the router's defaults: same
+// names, thresholds, for: durations, severities and summaries.
+TEST(AlertsControl, PrometheusRulesFileMatchesDefaults) {
+  YAML::Node file =
+      YAML::LoadFile(std::string(SEEKSERVE_SOURCE_DIR) + "/deploy/prometheus/seekserve-rules.yml");
+  const YAML::Node& rules = file["groups"][0]["rules"];
+  ASSERT_TRUE(rules.IsSequence());
+  std::vector<AlertRule> defaults = default_alert_rules();
+  ASSERT_EQ(rules.size(), defaults.size());
+  for (const AlertRule& d : defaults) {
+    YAML::Node match;
+    for (const YAML::Node& r : rules)
+      if (r["alert"].as<std::string>() == d.name) match = r;
+    ASSERT_TRUE(match.IsDefined()) << d.name << " missing from the rules file";
+    EXPECT_EQ(*parse_duration(match["for"].as<std::string>()), d.for_duration) << d.name;
+    EXPECT_NE(match["expr"].as<std::string>().find(fmt::format("> {}", d.threshold)),
+              std::string::npos)
+        << d.name;
+    EXPECT_NE(match["expr"].as<std::string>().find(fmt::format("[{}]", format_duration(d.window))),
+              std::string::npos)
+        << d.name;
+    EXPECT_EQ(match["labels"]["severity"].as<std::string>(), d.labels.at("severity")) << d.name;
+    EXPECT_EQ(match["annotations"]["summary"].as<std::string>(), d.annotations.at("summary"))
+        << d.name;
+  }
+}
+
+}  // namespace
+}  // namespace seekserve
