@@ -97,8 +97,9 @@ Result<ReplicaConfig> parse_replica_config(const YAML::Node& node) {
     SEEK_ASSIGN_OR_RETURN(c.host, yaml_scalar(node["host"], f + ".host"));
   }
   if (node["weight"]) {
-    SEEK_ASSIGN_OR_RETURN(c.weight, yaml_number(node["weight"], f + ".weight"));
-    if (!(c.weight > 0)) return invalid_argument("{}.weight: must be above 0", f);
+    SEEK_ASSIGN_OR_RETURN(int64_t weight, yaml_integer(node["weight"], f + ".weight"));
+    if (weight < 1 || weight > 1000) return invalid_argument("{}.weight: must be 1..1000", f);
+    c.weight = static_cast<int>(weight);
   }
   struct DurationField {
     const char* key;

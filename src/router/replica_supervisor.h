@@ -49,7 +49,7 @@ struct ReplicaConfig {
   int port_first = 18000;
   int port_last = 18099;
   std::string host = "127.0.0.1";
-  double weight = 1;
+  int weight = 1;
   ControlDuration startup_timeout{std::chrono::seconds(300)};
   ControlDuration restart_backoff{std::chrono::seconds(1)};
   ControlDuration restart_backoff_max{std::chrono::seconds(30)};
@@ -65,7 +65,7 @@ Result<ReplicaConfig> parse_replica_config(const YAML::Node& node);
 class BackendPoolControl {
  public:
   virtual ~BackendPoolControl() = default;
-  virtual int64_t add_backend(const std::string& url, double weight) = 0;
+  virtual int64_t add_backend(const std::string& url, int weight) = 0;
   // No new requests go to it; in-flight ones continue.
   virtual void begin_drain(int64_t id) = 0;
   virtual int64_t in_flight(int64_t id) = 0;

@@ -32,7 +32,7 @@ class TestPool : public BackendPoolControl {
     bool removed = false;
     int64_t in_flight = 0;
   };
-  int64_t add_backend(const std::string& url, double) override {
+  int64_t add_backend(const std::string& url, int) override {
     std::lock_guard<std::mutex> lock(mutex_);
     backends_[next_] = {url};
     log_.push_back(fmt::format("add {} {}", next_, url));
