@@ -157,8 +157,8 @@ void ControlPlane::run_round(ControlTime now) {
           else if (r->first != r->second)
             log_info("scale_batch: {} max_num_seqs {} -> {}", url, r->first, r->second);
           else
-            log_info("scale_batch: {} already at max_num_seqs {} (ceiling {})", url, r->first,
-                     d.max_num_seqs);
+            log_debug("scale_batch: {} already at max_num_seqs {} (ceiling {})", url, r->first,
+                      d.max_num_seqs);
         }
       } else if (supervisor_) {
         supervisor_->set_target(d.replicas_to);

@@ -241,6 +241,44 @@ rules:
   std::filesystem::remove_all(dir);
 }
 
+// scale_batch: a long queue raises the backend's max_num_seqs through /admin/scheduler, step by
+// step up to the ceiling (the fake keeps the value; see fake_replica.mjs).
+TEST(ControlPlaneLive, ScaleBatchRaisesMaxNumSeqsUpToTheCeiling) {
+  std::filesystem::path dir = temp_dir("batch");
+  test::ChildProcess fake(
+      {"node", std::string(SEEKSERVE_SOURCE_DIR) + "/tests/router/fake_replica.mjs"},
+      (dir / "fake.log").string());
+  int port = port_from_log(dir / "fake.log");
+  ASSERT_GT(port, 0);
+  std::string url = fmt::format("http://127.0.0.1:{}", port);
+  auto max_num_seqs = [&] {
+    nlohmann::json j =
+        nlohmann::json::parse(test::http_get(port, "/admin/scheduler").body, nullptr, false);
+    return j.is_object() ? j.value("max_num_seqs", -1) : -1;
+  };
+  ASSERT_EQ(max_num_seqs(), 8);
+  Result<ControlConfig> config = parse_control_config(YAML::Node(), YAML::Load(R"(
+evaluation_interval: 200ms
+scaling_rules:
+  - {metric: request_queue_length, threshold: 50, action: scale_batch, step: 16,
+     max_num_seqs: 40, cooldown: 0s}
+)"),
+                                                      YAML::Load("default_rules: false"));
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  LoadPool unused;
+  ControlPlane control(*config, unused, [&] { return std::vector<std::string>{url}; });
+  control.start();
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(max_num_seqs(), 8);  // queue empty: nothing to do
+  httplib::Client c(url);
+  ASSERT_TRUE(c.Post("/fake/config", R"({"waiting": 60})", "application/json"));
+  EXPECT_TRUE(test::wait_until([&] { return max_num_seqs() == 40; }, seconds(30)));
+  std::this_thread::sleep_for(seconds(1));
+  EXPECT_EQ(max_num_seqs(), 40);  // the ceiling holds
+  control.stop();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ControlPlaneLive, AutoscalesServeReplicasUpAndBackToMin) {
   std::filesystem::path dir = temp_dir("autoscale");
   std::string make = fmt::format("{} make-model --preset tiny-v3 --out {}/tiny-v3 >/dev/null",

@@ -1,9 +1,10 @@
 // A stand-in replica for the router's alert tests: a real HTTP server (node's http module) that
 // answers /v1/completions and /health like `seekserve serve` and exposes the same metric names at
 // /metrics, but whose latency and failures the test sets at run time:
-//   POST /fake/config {"delay_ms": 800, "fail_every": 2, "busy": 0.5}
+//   POST /fake/config {"delay_ms": 800, "fail_every": 2, "busy": 0.5, "waiting": 60}
 // (delay every completion; answer 500 to every fail_every-th one, 0 = never; report that engine
-// busy ratio). `seekserve serve` cannot be made to fail or slow down on demand, which is what
+// busy ratio and queue length). It also keeps a max_num_seqs behind GET/POST /admin/scheduler,
+// the run-time control the autoscaler's scale_batch uses. `seekserve serve` cannot be made to fail or slow down on demand, which is what
 // "alerts fire and resolve on injected latency and injected errors" needs.
 // Usage: node fake_replica.mjs  -> prints "listening on http://127.0.0.1:PORT" (a free port).
 import http from 'node:http';
@@ -14,7 +15,8 @@ const buckets = new Array(bounds.length + 1).fill(0);
 let latencySum = 0;
 let latencyCount = 0;
 const byCode = new Map();
-const config = { delay_ms: 0, fail_every: 0, busy: 0.1 };
+const config = { delay_ms: 0, fail_every: 0, busy: 0.1, waiting: 0 };
+const scheduler = { max_num_seqs: 8 };
 let completions = 0;
 
 function observe(seconds, code) {
@@ -37,7 +39,7 @@ function metrics() {
   lines.push(`seekserve_e2e_request_latency_seconds_sum ${latencySum}`);
   lines.push(`seekserve_e2e_request_latency_seconds_count ${latencyCount}`);
   lines.push('# TYPE seekserve_engine_busy_ratio gauge', `seekserve_engine_busy_ratio ${config.busy}`);
-  lines.push('# TYPE seekserve_num_requests_waiting gauge', 'seekserve_num_requests_waiting 0');
+  lines.push('# TYPE seekserve_num_requests_waiting gauge', `seekserve_num_requests_waiting ${config.waiting}`);
   lines.push('# TYPE seekserve_kv_cache_usage_ratio gauge', 'seekserve_kv_cache_usage_ratio 0');
   lines.push('# TYPE seekserve_requests_total counter');
   for (const [code, n] of [...byCode.entries()].sort()) {
@@ -58,6 +60,14 @@ const server = http.createServer((req, res) => {
     if (req.method === 'GET' && req.url === '/health') return send(res, 200, { status: 'ok' });
     if (req.method === 'GET' && req.url === '/metrics') {
       return send(res, 200, metrics(), 'text/plain; version=0.0.4');
+    }
+    if (req.url === '/admin/scheduler') {
+      if (req.method === 'POST') {
+        const n = JSON.parse(body || '{}').max_num_seqs;
+        if (!Number.isInteger(n) || n < 1) return send(res, 400, { error: { message: 'bad' } });
+        scheduler.max_num_seqs = n;
+      }
+      return send(res, 200, scheduler);
     }
     if (req.method === 'POST' && req.url === '/fake/config') {
       Object.assign(config, JSON.parse(body || '{}'));
