@@ -459,16 +459,13 @@ void ReplicaSupervisor::run() {
     lock.lock();
     wake_.wait_for(lock, std::chrono::milliseconds(200));
   }
+  lock.unlock();
+  // The replicas are stopped from this thread: they were forked by it, and PR_SET_PDEATHSIG
+  // fires when it exits, which must not be a second SIGTERM (serve stops at once on a second).
+  shut_down();
 }
 
-void ReplicaSupervisor::stop() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_) return;
-    stopping_ = true;
-    wake_.notify_all();
-  }
-  if (thread_.joinable()) thread_.join();
+void ReplicaSupervisor::shut_down() {
   std::lock_guard<std::mutex> lock(mutex_);
   auto deadline = std::chrono::steady_clock::now() + config_.stop_timeout;
   for (auto& r : replicas_) {
@@ -479,11 +476,13 @@ void ReplicaSupervisor::stop() {
   for (auto& r : replicas_) {
     while (r->info.pid > 0) {
       if (waitpid(r->info.pid, nullptr, WNOHANG) == r->info.pid) {
-        kill(-r->info.pid, SIGKILL);
+        kill(-r->info.pid, SIGKILL);  // anything left in its group
         r->info.pid = -1;
         break;
       }
       if (std::chrono::steady_clock::now() > deadline) {
+        log_warn("replica {} still running {} after SIGTERM: SIGKILL", r->info.slot,
+                 format_duration(config_.stop_timeout));
         kill(-r->info.pid, SIGKILL);
         waitpid(r->info.pid, nullptr, 0);
         r->info.pid = -1;
@@ -492,7 +491,20 @@ void ReplicaSupervisor::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
+  if (!replicas_.empty()) log_info("replicas: {} stopped", replicas_.size());
   replicas_.clear();
+}
+
+void ReplicaSupervisor::stop() {
+  bool started;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    started = thread_.joinable();
+    wake_.notify_all();
+  }
+  if (started) thread_.join();
 }
 
 }  // namespace seekserve

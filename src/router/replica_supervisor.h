@@ -117,6 +117,7 @@ class ReplicaSupervisor {
 
   void run();
   void tick(SteadyTime now);
+  void shut_down();
   Status spawn(Replica& r, SteadyTime now);
   void reap(Replica& r, int wait_status, SteadyTime now);
   int choose_port() const;

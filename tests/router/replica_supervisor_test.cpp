@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -219,7 +220,13 @@ TEST_F(SupervisorControl, StartsRestartsScalesAndDrains) {
 
   std::vector<ReplicaInfo> left = sup.snapshot();
   sup.stop();
-  for (const ReplicaInfo& r : left) EXPECT_TRUE(process_gone(r.pid));
+  for (const ReplicaInfo& r : left) {
+    EXPECT_TRUE(process_gone(r.pid));
+    // One SIGTERM: serve drained and exited by itself (a second signal would cut the drain).
+    std::ifstream log(*dir_ / fmt::format("replica-{}.log", r.port));
+    std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+    EXPECT_NE(text.find("signal received: draining"), std::string::npos) << r.port;
+  }
   EXPECT_TRUE(pool.live().empty());
 }
 
