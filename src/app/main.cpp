@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add_serve_command(app, ctx);
   add_estimate_command(app, ctx);
   add_quantize_command(app, ctx);
+  add_route_command(app, ctx);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

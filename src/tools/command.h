@@ -37,5 +37,7 @@ void add_serve_command(CLI::App& app, CommandContext& ctx);
 void add_estimate_command(CLI::App& app, CommandContext& ctx);
 // quantize IN OUT --dtype T (src/tools/quantize.cpp).
 void add_quantize_command(CLI::App& app, CommandContext& ctx);
+// route --config router.yaml: the load balancer over replicas (src/tools/route.cpp).
+void add_route_command(CLI::App& app, CommandContext& ctx);
 
 }  // namespace seekserve

@@ -1,0 +1,48 @@
+#pragma once
+// The router's Prometheus metrics (text format 0.0.4, checked with `promtool check metrics`):
+//   seekserve_router_requests_total{code}                 replies to clients by HTTP status
+//   seekserve_router_retries_total                        attempts beyond a request's first
+//   seekserve_router_client_disconnects_total             clients gone before the reply ended
+//   seekserve_router_replicas / _healthy_replicas         backends known / routable
+//   seekserve_router_backend_in_flight{backend}           requests open on a backend
+//   seekserve_router_backend_requests_total{backend,outcome}   attempts: ok|overloaded|failed
+//   seekserve_router_backend_latency_seconds{backend}     histogram, attempt start -> reply end
+//   seekserve_router_backend_healthy / _ejected / _draining{backend}   0 or 1
+//   seekserve_router_backend_ejections_total{backend}
+//   seekserve_router_backend_health_check_failures_total{backend}
+// plus whatever text registered sources append (other modules' metrics).
+//
+// Thread-safety: every method may be called from any thread; add_source before serving.
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "router/backend_pool.h"
+
+namespace seekserve {
+
+class RouterMetrics {
+ public:
+  void count_reply(int http_status);
+  void count_retry() { retries_.fetch_add(1, std::memory_order_relaxed); }
+  void count_client_disconnect() { disconnects_.fetch_add(1, std::memory_order_relaxed); }
+
+  // `source` appends complete exposition lines (# HELP, # TYPE, samples, each ending in '\n')
+  // for metric names of its own.
+  void add_source(std::function<void(std::string& out)> source);
+
+  std::string render(const BackendPool& pool) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<int, uint64_t> replies_by_code_;
+  std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> disconnects_{0};
+  std::vector<std::function<void(std::string&)>> sources_;
+};
+
+}  // namespace seekserve
