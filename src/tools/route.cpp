@@ -8,6 +8,8 @@
 
 #include "core/log.h"
 #include "router/backend_pool.h"
+#include "router/control_plane.h"
+#include "router/pool_control.h"
 #include "router/router_config.h"
 #include "router/router_metrics.h"
 #include "router/router_server.h"
@@ -46,6 +48,11 @@ Status run_route(const RouteFlags& f) {
     }
   }
   SEEK_RETURN_IF_ERROR(validate_router_config(config));
+  // replicas: / scaling_policy: / alerts: (src/router/control_plane.h), checked before anything
+  // starts.
+  SEEK_ASSIGN_OR_RETURN(
+      ControlConfig control_config,
+      parse_control_config(config.replicas, config.scaling_policy, config.alerts));
   set_log_level(config.log_level == "debug"   ? LogLevel::kDebug
                 : config.log_level == "warn"  ? LogLevel::kWarn
                 : config.log_level == "error" ? LogLevel::kError
@@ -66,8 +73,16 @@ Status run_route(const RouteFlags& f) {
   }
   RouterMetrics metrics;
   RouterServer server(config, pool, metrics);
+  RouterPoolControl pool_control(pool);
+  ControlPlane control(std::move(control_config), pool_control,
+                       [&pool] { return scrape_targets(pool); });
+  metrics.add_source([&control](std::string& out) { control.render_metrics(out); });
+  server.add_get_endpoint("/alerts", [&control] {
+    return LocalReply{200, "application/json", control.alerts_json()};
+  });
   SEEK_ASSIGN_OR_RETURN(int port, server.bind());
   server.start();
+  control.start();
   // The first verdict on every backend, so the printed URL serves at once (a backend that does
   // not answer is not an error: it stays unhealthy and is checked again every interval).
   server.wait_first_health_round(config.health.timeout_s + 1);
@@ -81,6 +96,7 @@ Status run_route(const RouteFlags& f) {
   sigwait(&signals, &sig);
   log_info("router: signal {}: draining (at most {}s)", sig, config.drain_timeout_s);
   server.stop(config.drain_timeout_s);
+  control.stop();  // after the router's own drain: then the replicas have nothing in flight
   return Status::ok_status();
 }
 
