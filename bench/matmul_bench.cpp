@@ -8,6 +8,7 @@
 //   build/bench/matmul_bench [--threads N] [--reps R] [--max-m M] [--dtypes bf16,fp8,q8_0]
 
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,10 +37,15 @@ constexpr int64_t kRows = 8960;  // n: output features (an FFN up/gate projectio
 constexpr int64_t kCols = 1536;  // k: input features
 constexpr int64_t kWeightSetBytes = 520ll << 20;  // > 480 MiB
 
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+
+// The matrices back to back in one arena of 2 MiB pages, as the engine holds a model's weights.
 struct WeightSet {
   DType dtype;
-  std::vector<std::vector<uint8_t>> bytes;  // one buffer per matrix
-  std::vector<float> scale_inv;             // fp8: shared [70, 12] block scales
+  std::unique_ptr<uint8_t, FreeDeleter> arena;
+  std::vector<float> scale_inv;  // fp8: shared [70, 12] block scales
   std::vector<WeightView> views;
   int64_t matrix_bytes = 0;
 };
@@ -49,10 +56,14 @@ WeightSet make_weight_set(DType dtype) {
   set.matrix_bytes = static_cast<int64_t>(*dtype_bytes(dtype, kRows * kCols));
   const int64_t count = (kWeightSetBytes + set.matrix_bytes - 1) / set.matrix_bytes;
   set.scale_inv.assign(((kRows + 127) / 128) * ((kCols + 127) / 128), 1.0f / 448);
+  const int64_t arena_bytes = (count * set.matrix_bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
+  set.arena.reset(static_cast<uint8_t*>(std::aligned_alloc(2 << 20, arena_bytes)));
+  madvise(set.arena.get(), arena_bytes, MADV_HUGEPAGE);
   uint64_t state = 0x9E3779B97F4A7C15ull;
   for (int64_t i = 0; i < count; ++i) {
-    std::vector<uint8_t> b(set.matrix_bytes);
-    for (uint8_t& v : b) {
+    uint8_t* b = set.arena.get() + i * set.matrix_bytes;
+    for (int64_t t = 0; t < set.matrix_bytes; ++t) {
+      uint8_t& v = b[t];
       state ^= state << 13;
       state ^= state >> 7;
       state ^= state << 17;
@@ -61,13 +72,10 @@ WeightSet make_weight_set(DType dtype) {
     if (dtype == DType::kQ8_0) {
       for (int64_t blk = 0; blk < set.matrix_bytes / 34; ++blk) {
         const uint16_t d = f32_to_f16(0.01f);
-        std::memcpy(b.data() + blk * 34, &d, 2);
+        std::memcpy(b + blk * 34, &d, 2);
       }
     }
-    set.bytes.push_back(std::move(b));
-  }
-  for (const auto& b : set.bytes) {
-    set.views.push_back(WeightView{dtype, b.data(), kRows, kCols,
+    set.views.push_back(WeightView{dtype, b, kRows, kCols,
                                    dtype == DType::kF8E4M3 ? set.scale_inv.data() : nullptr});
   }
   return set;
@@ -75,7 +83,6 @@ WeightSet make_weight_set(DType dtype) {
 
 }  // namespace
 }  // namespace seekserve
-
 int main(int argc, char** argv) {
   using namespace seekserve;
   int threads = 2, reps = 5;

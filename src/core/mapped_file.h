@@ -1,6 +1,16 @@
 #pragma once
-// A read-only memory mapping of a whole file. Move-only; unmaps on destruction.
-// Model weights are read through this: never copied when the on-disk type is the compute type.
+// A whole file as read-only bytes in memory. Move-only; releases them on destruction.
+//
+// Two ways to hold the bytes (MapMode):
+//   kMmap  a read-only MAP_PRIVATE mapping of the file: pages come from the page cache on first
+//          touch and are shared with every other process mapping the file.
+//   kCopy  a private anonymous copy: memory aligned to 2 MiB and advised MADV_HUGEPAGE, filled
+//          with pread() by a few threads, then made read-only; with drop_page_cache the file's
+//          cached pages are released (posix_fadvise DONTNEED) behind the reads, so the file is
+//          not held twice. Decode streams every weight once per token: from 4 KiB page-cache
+//          pages it measured far below the machine's read bandwidth on the reference VM, from
+//          2 MiB anonymous pages close to it (docs/BENCHMARKS.md "Engine").
+// Either way data() is valid until destruction and the bytes never change.
 
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +20,14 @@
 #include "core/status.h"
 
 namespace seekserve {
+
+enum class MapMode { kMmap, kCopy };
+
+struct MapOptions {
+  MapMode mode = MapMode::kMmap;
+  bool drop_page_cache = true;  // kCopy: release the file's page-cache pages after reading them
+  int read_threads = 2;         // kCopy: parallel pread()s (at load only; no kernel thread)
+};
 
 class MappedFile {
  public:
@@ -22,18 +40,26 @@ class MappedFile {
 
   // Maps `path` read-only. An empty file maps to an empty span. Not found / not a regular file /
   // unreadable are errors naming the path.
-  static Result<MappedFile> open(const std::string& path);
+  static Result<MappedFile> open(const std::string& path, const MapOptions& options = {});
 
   const uint8_t* data() const { return data_; }
+  MapMode mode() const { return mode_; }
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
 
  private:
+  void release();
+
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  size_t mapped_bytes_ = 0;  // length of the mapping at data_ (kCopy: rounded up to 2 MiB)
+  MapMode mode_ = MapMode::kMmap;
   std::string path_;
 };
+
+// MemAvailable from /proc/meminfo in bytes; 0 when unknown.
+uint64_t available_memory_bytes();
 
 // Reads a whole (small) file into a string: config.json, tokenizer.json, index files.
 Result<std::string> read_text_file(const std::string& path);

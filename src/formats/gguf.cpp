@@ -753,8 +753,8 @@ GgufValue GgufValue::array_of(GgufType element_type, std::vector<GgufValue> elem
 
 // ---- GgufFile ----
 
-Result<GgufFile> GgufFile::open(const std::string& path) {
-  SEEK_ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::open(path));
+Result<GgufFile> GgufFile::open(const std::string& path, const MapOptions& map) {
+  SEEK_ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::open(path, map));
   GgufFile file;
   file.name_ = path;
   file.file_ = std::move(mapped);

@@ -103,8 +103,9 @@ struct GgufTensorInfo {
 
 class GgufFile {
  public:
-  // Maps and parses `path`. The tensor data stays memory-mapped.
-  static Result<GgufFile> open(const std::string& path);
+  // Maps and parses `path`. The tensor data stays memory-mapped (or, as `map` asks, in a private
+  // copy: core/mapped_file.h).
+  static Result<GgufFile> open(const std::string& path, const MapOptions& map = {});
   // Parses bytes owned by the caller (used by the fuzzer and tests); `name` is used in errors.
   static Result<GgufFile> parse(std::span<const uint8_t> bytes, const std::string& name);
 

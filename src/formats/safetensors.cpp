@@ -315,7 +315,7 @@ Result<SafetensorsModel> SafetensorsModel::parse(std::span<const uint8_t> bytes,
   return model;
 }
 
-Result<SafetensorsModel> SafetensorsModel::open(const std::string& path) {
+Result<SafetensorsModel> SafetensorsModel::open(const std::string& path, const MapOptions& map) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
@@ -370,7 +370,7 @@ Result<SafetensorsModel> SafetensorsModel::open(const std::string& path) {
 
   SafetensorsModel model;
   for (const std::string& shard_path : shard_paths) {
-    Result<MappedFile> mapped = MappedFile::open(shard_path);
+    Result<MappedFile> mapped = MappedFile::open(shard_path, map);
     if (!mapped.ok()) {
       if (!index_path.empty()) return mapped.status().with_context(index_path + ": shard");
       return mapped.status();

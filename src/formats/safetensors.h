@@ -43,8 +43,9 @@ class SafetensorsModel {
   // or *.safetensors files (all of them, in name order). Each shard is mapped once. A shard name
   // in the index must stay inside the folder (no absolute path, no ".." component); symlinks
   // are followed, as HF's cache layout needs. Every tensor the index names must be in the shard
-  // it names; a tensor name found in two shards is an error.
-  static Result<SafetensorsModel> open(const std::string& path);
+  // it names; a tensor name found in two shards is an error. `map` says how the shards are held
+  // (core/mapped_file.h: a mapping, or a private copy).
+  static Result<SafetensorsModel> open(const std::string& path, const MapOptions& map = {});
   // Parses one file's bytes owned by the caller (fuzzer, tests).
   static Result<SafetensorsModel> parse(std::span<const uint8_t> bytes, const std::string& name);
 

@@ -140,7 +140,9 @@ IsaLevel choose_matmul_path(IsaLevel max_level, DType dtype, int64_t m,
 Status matmul(ThreadPool& pool, const float* x, int64_t m, const WeightView& w, float* y,
               const MatmulOptions& options) {
   const IsaLevel path = choose_matmul_path(active_isa_level(), w.dtype, m, options);
-  return matmul_on_path(pool, path, x, m, w, y);
+  MatmulVariant variant;
+  variant.int8_activations = !options.exact_activations;
+  return matmul_on_path(pool, path, x, m, w, y, variant);
 }
 
 Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m,
@@ -179,7 +181,8 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
   std::vector<uint16_t> x_bf16;  // [m, x_bf16_ld] bf16
   std::vector<int8_t> xq;        // [m, k] i8
   std::vector<float> xd;         // [m, k / 32] f32
-  if ((path == IsaLevel::kAvx2 || path == IsaLevel::kAvx512) && is_q8act_dtype(w.dtype)) {
+  if ((path == IsaLevel::kAvx2 || path == IsaLevel::kAvx512) && is_q8act_dtype(w.dtype) &&
+      variant.int8_activations) {
     xq.resize(m * job.k);
     xd.resize(m * (job.k / kQBlock));
     pool.parallel_for(m, [&](int64_t i, int) {

@@ -10,7 +10,8 @@
 //            E4M3 by moving bits into f16, exact for every finite code; the NaN codes 0x7F/0xFF,
 //            which checkpoints never hold, read as ±480·scale instead of NaN.)
 //            Q8_0/Q4_0: activations quantised to int8 per 32-block (quantize_activations_q8),
-//            exact integer block dots, f32 sum of d_x·d_w·dot (the llama.cpp scheme).
+//            exact integer block dots, f32 sum of d_x·d_w·dot (the llama.cpp scheme); or, with
+//            exact_activations, f32 FMA on the exact f32 weights d·q like the types above.
 //   kAvx512  as kAvx2 with 16 lanes, except BF16 weights with AVX512_BF16: X rounded to BF16 and
 //            vdpbf16ps. Integer dots use VNNI vpdpbusd when present (bit-identical without).
 //   kAmx     BF16, FP8, Q8_0, Q4_0 weights: X rounded to BF16, each weight widened to
@@ -48,15 +49,19 @@ struct MatmulOptions {
   // Use a path independent of m (the best one for the dtype), so that a row's result never
   // depends on the batch it was computed in (DESIGN "Determinism").
   bool batch_invariant = false;
+  // Q8_0/Q4_0 on kAvx2/kAvx512 keep f32 activations (the reference arithmetic) instead of
+  // quantising them to int8: exact, but the GEMV decodes ~2x more instructions per weight byte.
+  bool exact_activations = false;
 };
 
 // Fine control for tests and benchmarks: which optional instructions a path may use. A feature the
 // CPU lacks is never used whatever these say.
 struct MatmulVariant {
-  bool avx512_bf16 = true;    // vdpbf16ps for BF16 weights on kAvx512
-  bool avx512_vnni = true;    // vpdpbusd for Q8_0/Q4_0 on kAvx512
-  bool amx_emulated = false;  // kAmx: run the tile loop on a scalar model of the tiles (any CPU
-                              // with kAvx512), to test the layout where no AMX exists
+  bool avx512_bf16 = true;       // vdpbf16ps for BF16 weights on kAvx512
+  bool avx512_vnni = true;       // vpdpbusd for Q8_0/Q4_0 on kAvx512
+  bool int8_activations = true;  // Q8_0/Q4_0 on kAvx2/kAvx512: int8 activations (else f32)
+  bool amx_emulated = false;     // kAmx: run the tile loop on a scalar model of the tiles (any CPU
+                                 // with kAvx512), to test the layout where no AMX exists
 };
 
 // Ok if w is a matrix the kernels take: a supported dtype, cols a whole number of blocks,

@@ -67,6 +67,32 @@ struct RowFp8 {
   }
 };
 
+// Q8_0 / Q4_0 as exact f32 d·q (see the AVX-512 file). k0 is a multiple of 8 and cols of 32.
+template <bool kQ4>
+struct RowQF32 {
+  const uint8_t* p = nullptr;
+  RowQF32() = default;
+  RowQF32(const WeightView& w, int64_t row)
+      : p(static_cast<const uint8_t*>(w.data) + row * (w.cols / kQBlock) * (kQ4 ? 18 : 34)) {}
+  __m256 decode(int64_t k0) const {
+    const uint8_t* block = p + (k0 / kQBlock) * (kQ4 ? 18 : 34);
+    const int64_t t = k0 % kQBlock;
+    __m256i q;
+    if constexpr (kQ4) {  // elements 0-15: low nibbles of the 16 bytes, 16-31: high nibbles
+      const __m256i b = _mm256_cvtepu8_epi32(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + 2 + t % 16)));
+      q = _mm256_sub_epi32(
+          _mm256_and_si256(_mm256_srli_epi32(b, t < 16 ? 0 : 4), _mm256_set1_epi32(15)),
+          _mm256_set1_epi32(8));
+    } else {
+      q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(block + 2 + t)));
+    }
+    uint16_t d;
+    std::memcpy(&d, block, 2);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(_cvtsh_ss(d)));
+  }
+};
+
 // kMr rows × kNr columns, 8 k per step (3 × 4: 12 accumulators + 4 weights of 16 ymm).
 template <typename Row, int kMr, int kNr>
 void tile_f32(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
@@ -195,8 +221,10 @@ void matmul_block_avx2(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
     case DType::kF8E4M3:
       return block_f32<RowFp8>(job, i0, i1, j0, j1);
     case DType::kQ8_0:
+      if (job.xq == nullptr) return block_f32<RowQF32<false>>(job, i0, i1, j0, j1);
       return block_q8act<false>(job, i0, i1, j0, j1);
     case DType::kQ4_0:
+      if (job.xq == nullptr) return block_f32<RowQF32<true>>(job, i0, i1, j0, j1);
       return block_q8act<true>(job, i0, i1, j0, j1);
     default:
       break;

@@ -24,6 +24,12 @@ __mmask32 mask32(int64_t remaining) {
   return remaining >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << remaining) - 1);
 }
 
+uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // Loads that take a mask only at the k tail: masked loads are much slower than plain ones on some
 // CPUs (measured 2.5× on the FP8 GEMV on AMD Zen here), and the tail is one chunk per row.
 __m512 load_ps(__mmask16 m, const float* p) {
@@ -78,11 +84,46 @@ struct RowFp8 {
         scale_row(w.scale_inv +
                   (row / kFp8ScaleBlock) * ((w.cols + kFp8ScaleBlock - 1) / kFp8ScaleBlock)) {}
   __m512 decode(int64_t k0, __mmask16 m) const {
-    const __m256i v = _mm256_cvtepu8_epi16(load_16x8(m, p + k0));
-    const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x80)), 8);
-    const __m256i rest = _mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7F)), 7);
-    const __m512 f = _mm512_cvtph_ps(_mm256_or_si256(sign, rest));
+    // v << 8 = s.eeee.mmm.00000000; an arithmetic >> 1 copies s into bit 14, which the mask
+    // clears: s.0eeee.mmm.0000000.
+    const __m256i v = _mm256_slli_epi16(_mm256_cvtepu8_epi16(load_16x8(m, p + k0)), 8);
+    const __m256i h = _mm256_and_si256(_mm256_srai_epi16(v, 1), _mm256_set1_epi16(-0x4080));
+    const __m512 f = _mm512_cvtph_ps(h);
     return _mm512_mul_ps(f, _mm512_set1_ps(256.0f * scale_row[k0 / kFp8ScaleBlock]));
+  }
+};
+
+// A single activation row (decode) runs one weight row at a time: one sequential stream per
+// thread reads faster than several rows interleaved (measured on the GEMV, docs/BENCHMARKS.md
+// "Engine"). Each output keeps its own accumulator and k order, so the result is the same as in
+// any other tile.
+template <typename Tile>
+void one_row(int64_t j, int64_t j1, int64_t width, Tile tile) {
+  for (int64_t jj = j; jj < std::min(j + width, j1); ++jj) tile(jj);
+}
+
+// Q8_0 / Q4_0 as exact f32 for the f32-activation kernels: d·q (an f16 times an integer of at
+// most 8 bits fits f32's 24-bit significand). k0 is a multiple of 16 and cols of 32.
+template <bool kQ4>
+struct RowQF32 {
+  const uint8_t* p = nullptr;
+  RowQF32() = default;
+  RowQF32(const WeightView& w, int64_t row)
+      : p(static_cast<const uint8_t*>(w.data) + row * (w.cols / kQBlock) * (kQ4 ? 18 : 34)) {}
+  __m512 decode(int64_t k0, __mmask16) const {
+    const uint8_t* block = p + (k0 / kQBlock) * (kQ4 ? 18 : 34);
+    __m512i q;
+    if constexpr (kQ4) {  // elements 0-15: low nibbles of the 16 bytes, 16-31: high nibbles
+      const __m512i b =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2)));
+      q = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(b, (k0 % kQBlock) == 0 ? 0 : 4),
+                                            _mm512_set1_epi32(15)),
+                           _mm512_set1_epi32(8));
+    } else {
+      q = _mm512_cvtepi8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 2 + (k0 % kQBlock))));
+    }
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(_cvtsh_ss(load_u16(block))));
   }
 };
 
@@ -122,7 +163,9 @@ template <typename Row>
 void block_f32(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   for_each_tile<4, 4, 8>(
       i0, i1, j0, j1, [&](int64_t i, int64_t j) { tile_f32<Row, 4, 4>(job, i, i1, j, j1); },
-      [&](int64_t i, int64_t j) { tile_f32<Row, 1, 8>(job, i, i1, j, j1); });
+      [&](int64_t i, int64_t j) {
+        one_row(j, j1, 8, [&](int64_t jj) { tile_f32<Row, 1, 1>(job, i, i1, jj, j1); });
+      });
 }
 
 // BF16 weights with vdpbf16ps: X (already bf16, zero-padded to x_bf16_ld) · W, 32 k per step.
@@ -162,13 +205,9 @@ void tile_bf16_dot(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64
 void block_bf16_dot(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   for_each_tile<4, 4, 8>(
       i0, i1, j0, j1, [&](int64_t i, int64_t j) { tile_bf16_dot<4, 4>(job, i, i1, j, j1); },
-      [&](int64_t i, int64_t j) { tile_bf16_dot<1, 8>(job, i, i1, j, j1); });
-}
-
-uint16_t load_u16(const uint8_t* p) {
-  uint16_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+      [&](int64_t i, int64_t j) {
+        one_row(j, j1, 8, [&](int64_t jj) { tile_bf16_dot<1, 1>(job, i, i1, jj, j1); });
+      });
 }
 
 // Two consecutive Q blocks of one row as 64 signed bytes (block b in the low half, b + 1 in the
@@ -276,7 +315,9 @@ void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64
   for_each_tile<2, 4, 8>(
       i0, i1, j0, j1,
       [&](int64_t i, int64_t j) { tile_q8act<kVnni, kQ4, 2, 4>(job, i, i1, j, j1); },
-      [&](int64_t i, int64_t j) { tile_q8act<kVnni, kQ4, 1, 8>(job, i, i1, j, j1); });
+      [&](int64_t i, int64_t j) {
+        one_row(j, j1, 8, [&](int64_t jj) { tile_q8act<kVnni, kQ4, 1, 1>(job, i, i1, jj, j1); });
+      });
 }
 
 template <typename Row>
@@ -325,9 +366,11 @@ void matmul_block_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j
     case DType::kF8E4M3:
       return block_f32<RowFp8>(job, i0, i1, j0, j1);
     case DType::kQ8_0:
+      if (job.xq == nullptr) return block_f32<RowQF32<false>>(job, i0, i1, j0, j1);
       if (job.use_vnni) return block_q8act<true, false>(job, i0, i1, j0, j1);
       return block_q8act<false, false>(job, i0, i1, j0, j1);
     case DType::kQ4_0:
+      if (job.xq == nullptr) return block_f32<RowQF32<true>>(job, i0, i1, j0, j1);
       if (job.use_vnni) return block_q8act<true, true>(job, i0, i1, j0, j1);
       return block_q8act<false, true>(job, i0, i1, j0, j1);
     default:

@@ -24,7 +24,8 @@ struct MatmulJob {
   // kAvx512 BF16 weights with vdpbf16ps: X rounded to bf16, rows padded with zeros to x_bf16_ld.
   const uint16_t* x_bf16 = nullptr;  // [m, x_bf16_ld] bf16
   int64_t x_bf16_ld = 0;
-  // Q8_0/Q4_0 on kAvx2/kAvx512: X quantised by quantize_activations_q8.
+  // Q8_0/Q4_0 on kAvx2/kAvx512: X quantised by quantize_activations_q8 (null: f32 activations
+  // against the weights widened exactly to f32).
   const int8_t* xq = nullptr;  // [m, k] i8
   const float* xd = nullptr;   // [m, k / 32] f32
   bool use_bf16_dot = false;

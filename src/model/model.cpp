@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
+#include <string_view>
 
 #include "core/check.h"
 #include "model/model_step.h"
@@ -84,11 +86,16 @@ std::vector<ExpertChoice> route_token(const ModelConfig& c, const float* logits,
 }
 
 Model::Model(std::unique_ptr<ModelWeights> weights, ThreadPool& pool, ModelOptions options)
-    : w_(std::move(weights)), pool_(pool), options_(options) {}
+    : w_(std::move(weights)), pool_(pool), options_(options) {
+  if (const char* env = std::getenv("SEEKSERVE_EXACT_ACTIVATIONS"); env != nullptr) {
+    if (std::string_view(env) == "1") options_.exact_activations = true;
+  }
+}
 
 void Model::linear(const float* x, int64_t m, const WeightView& w, float* y) {
   MatmulOptions o;
   o.batch_invariant = options_.deterministic;
+  o.exact_activations = options_.exact_activations;
   Status s = matmul(pool_, x, m, w, y, o);
   SEEK_CHECK(s.ok(), "weights were validated at load");
 }

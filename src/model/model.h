@@ -28,6 +28,11 @@ struct SequenceInput {
 
 struct ModelOptions {
   bool deterministic = true;
+  // Q8_0/Q4_0 matmuls keep f32 activations (MatmulOptions::exact_activations) instead of int8:
+  // the reference arithmetic, for checking the engine against a float64 reference on the same
+  // weights. Off by default (int8 activations decode the GEMV faster); the environment variable
+  // SEEKSERVE_EXACT_ACTIVATIONS=1 turns it on for every Model of the process.
+  bool exact_activations = false;
 };
 
 class Model {

@@ -1,5 +1,6 @@
 #include "model/model_weights.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 
@@ -328,17 +329,36 @@ Status bind_all(const TensorSource& src, ModelWeights& w, const GgufSource* gguf
   return Status::ok_status();
 }
 
-Result<std::unique_ptr<ModelWeights>> load_hf(const std::string& dir) {
+// kAuto resolved for model files of `bytes` in all.
+WeightMemory resolve_memory(WeightMemory asked, uint64_t bytes) {
+  if (asked != WeightMemory::kAuto) return asked;
+  if (const char* env = std::getenv("SEEKSERVE_WEIGHT_MEMORY"); env != nullptr) {
+    if (auto m = weight_memory_from_name(env); m && *m != WeightMemory::kAuto) return *m;
+  }
+  const uint64_t available = available_memory_bytes();
+  if (available == 0) return WeightMemory::kMmap;
+  return static_cast<double>(bytes) <= 0.9 * static_cast<double>(available) ? WeightMemory::kCopy
+                                                                            : WeightMemory::kMmap;
+}
+
+MapOptions map_options(WeightMemory m) {
+  MapOptions o;
+  o.mode = m == WeightMemory::kCopy ? MapMode::kCopy : MapMode::kMmap;
+  return o;
+}
+
+Result<std::unique_ptr<ModelWeights>> load_hf(const std::string& dir, const LoadOptions& options) {
   auto w = std::make_unique<ModelWeights>();
   w->source = dir;
   SEEK_ASSIGN_OR_RETURN(w->config, load_hf_config(dir + "/config.json"));
   SEEK_ASSIGN_OR_RETURN(w->tokenizer, load_tokenizer_json(dir + "/tokenizer.json"));
-  SEEK_ASSIGN_OR_RETURN(SafetensorsModel st, SafetensorsModel::open(dir));
-  auto model = std::make_shared<SafetensorsModel>(std::move(st));
-  w->keep_alive.push_back(model);
   for (const auto& entry : fs::directory_iterator(dir)) {
     if (entry.path().extension() == ".safetensors") w->mapped_bytes += entry.file_size();
   }
+  w->memory = resolve_memory(options.memory, w->mapped_bytes);
+  SEEK_ASSIGN_OR_RETURN(SafetensorsModel st, SafetensorsModel::open(dir, map_options(w->memory)));
+  auto model = std::make_shared<SafetensorsModel>(std::move(st));
+  w->keep_alive.push_back(model);
   SafetensorsSource src(model, dir);
   SEEK_RETURN_IF_ERROR(bind_all(src, *w, nullptr));
   const ModelConfig& c = w->config;
@@ -347,10 +367,13 @@ Result<std::unique_ptr<ModelWeights>> load_hf(const std::string& dir) {
   return w;
 }
 
-Result<std::unique_ptr<ModelWeights>> load_gguf(const std::string& path) {
+Result<std::unique_ptr<ModelWeights>> load_gguf(const std::string& path,
+                                                const LoadOptions& options) {
   auto w = std::make_unique<ModelWeights>();
   w->source = path;
-  SEEK_ASSIGN_OR_RETURN(GgufFile gf, GgufFile::open(path));
+  std::error_code ec;
+  w->memory = resolve_memory(options.memory, fs::file_size(path, ec));
+  SEEK_ASSIGN_OR_RETURN(GgufFile gf, GgufFile::open(path, map_options(w->memory)));
   auto file = std::make_shared<GgufFile>(std::move(gf));
   w->keep_alive.push_back(file);
   w->mapped_bytes = file->file_size();
@@ -381,11 +404,31 @@ Result<std::unique_ptr<ModelWeights>> load_gguf(const std::string& path) {
 
 }  // namespace
 
-Result<std::unique_ptr<ModelWeights>> load_model_weights(const std::string& path) {
+std::optional<WeightMemory> weight_memory_from_name(std::string_view name) {
+  if (name == "auto") return WeightMemory::kAuto;
+  if (name == "mmap") return WeightMemory::kMmap;
+  if (name == "copy") return WeightMemory::kCopy;
+  return std::nullopt;
+}
+
+const char* weight_memory_name(WeightMemory m) {
+  switch (m) {
+    case WeightMemory::kAuto:
+      return "auto";
+    case WeightMemory::kMmap:
+      return "mmap";
+    case WeightMemory::kCopy:
+      return "copy";
+  }
+  return "?";
+}
+
+Result<std::unique_ptr<ModelWeights>> load_model_weights(const std::string& path,
+                                                         const LoadOptions& options) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return load_hf(path);
+  if (fs::is_directory(path, ec)) return load_hf(path, options);
   if (!fs::exists(path, ec)) return not_found("{}: no such model file or folder", path);
-  return load_gguf(path);
+  return load_gguf(path, options);
 }
 
 }  // namespace seekserve

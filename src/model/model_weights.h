@@ -1,12 +1,15 @@
 #pragma once
 // A model's weights bound to the layers that use them, from an HF folder (safetensors) or a
-// GGUF file. Matrices stay in their on-disk type and memory-mapped (WeightView points into the
-// mapping); only small derived tensors are owned: norms and biases as f32, and, for HF MLA, the
-// per-head absorbed matrices W_UKᵀ / W_UV cut out of kv_b_proj.
+// GGUF file. Matrices stay in their on-disk type, in the file's bytes (WeightView points into
+// them): a memory mapping, or a private copy in 2 MiB pages (LoadOptions); only small derived
+// tensors are owned: norms and biases as f32, and, for HF MLA, the per-head absorbed matrices
+// W_UKᵀ / W_UV cut out of kv_b_proj.
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -16,6 +19,22 @@
 #include "model/rope.h"
 
 namespace seekserve {
+
+// Where the file bytes the weights point into live (core/mapped_file.h MapMode).
+enum class WeightMemory {
+  kAuto,  // kCopy when the model files fit in 90% of MemAvailable, else kMmap; the environment
+          // variable SEEKSERVE_WEIGHT_MEMORY=mmap|copy overrides
+  kMmap,  // a read-only mapping of the files (shared page cache; pages resident as touched)
+  kCopy,  // a private copy in 2 MiB pages, the files' page cache dropped behind the read
+};
+
+struct LoadOptions {
+  WeightMemory memory = WeightMemory::kAuto;
+};
+
+// "auto", "mmap", "copy"; nullopt otherwise.
+std::optional<WeightMemory> weight_memory_from_name(std::string_view name);
+const char* weight_memory_name(WeightMemory m);
 
 struct MlpWeights {
   WeightView gate;  // [inter, hidden]
@@ -59,8 +78,9 @@ struct ModelWeights {
   std::vector<float> final_norm;
   WeightView lm_head;  // [vocab, hidden] (tied: = embed)
   std::vector<LayerWeights> layers;
-  Rope rope;                  // MLA: over qk_rope_head_dim; GQA: over head_dim
-  uint64_t mapped_bytes = 0;  // bytes of the model files
+  Rope rope;                                  // MLA: over qk_rope_head_dim; GQA: over head_dim
+  uint64_t mapped_bytes = 0;                  // bytes of the model files
+  WeightMemory memory = WeightMemory::kMmap;  // how they are held (never kAuto)
 
   // Keeps the mappings and owned buffers alive.
   std::vector<std::shared_ptr<void>> keep_alive;
@@ -68,6 +88,7 @@ struct ModelWeights {
 
 // Loads an HF folder (config.json + safetensors + tokenizer.json) or a .gguf file. Every tensor
 // the architecture needs is checked for presence, dtype and shape: errors name the tensor.
-Result<std::unique_ptr<ModelWeights>> load_model_weights(const std::string& path);
+Result<std::unique_ptr<ModelWeights>> load_model_weights(const std::string& path,
+                                                         const LoadOptions& options = {});
 
 }  // namespace seekserve

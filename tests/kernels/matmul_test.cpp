@@ -208,7 +208,7 @@ bool amx_widens(IsaLevel path, DType dtype) {
 enum class Arithmetic { kF32, kQ8Act, kBf16X, kBf16XW };
 
 Arithmetic arithmetic_of(IsaLevel path, DType dtype, const MatmulVariant& v) {
-  if (uses_q8_activations(path, dtype)) return Arithmetic::kQ8Act;
+  if (uses_q8_activations(path, dtype) && v.int8_activations) return Arithmetic::kQ8Act;
   if (amx_widens(path, dtype)) return Arithmetic::kBf16XW;
   if (path == IsaLevel::kAvx512 && dtype == DType::kBF16 && v.avx512_bf16 &&
       cpu_features().avx512_bf16) {
@@ -402,6 +402,15 @@ TEST(MatmulTest, Avx512PathWithoutBf16AndVnni) {
   plain.avx512_bf16 = false;
   plain.avx512_vnni = false;
   check_path(IsaLevel::kAvx512, plain, "avx512 (no bf16/vnni)");
+}
+
+// Q8_0/Q4_0 with f32 activations (MatmulOptions::exact_activations) run the reference arithmetic.
+TEST(MatmulTest, F32ActivationsForBlockQuantisedWeights) {
+  MatmulVariant exact;
+  exact.int8_activations = false;
+  if (cpu_has(IsaLevel::kAvx2)) check_path(IsaLevel::kAvx2, exact, "avx2 (f32 activations)");
+  if (cpu_has(IsaLevel::kAvx512)) check_path(IsaLevel::kAvx512, exact, "avx512 (f32 activations)");
+  if (cpu_has(IsaLevel::kAvx512)) check_batch_invariance(IsaLevel::kAvx512, exact);
 }
 
 TEST(MatmulTest, Avx512VnniEqualsMaddubsBitForBit) {

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include <gtest/gtest.h>
@@ -87,6 +88,28 @@ TEST_P(ModelTest, BatchedGreedyEqualsAlone) {
     ASSERT_TRUE(model.forward(batch, *cache, logits).ok());
   }
   for (int s = 0; s < kSeqs; ++s) EXPECT_EQ(batched[s], alone[s]) << "sequence " << s;
+}
+
+// The weights held as a private copy in 2 MiB pages give the same logits, bit for bit, as the
+// mapped file (the copy is the default where the model fits in memory).
+TEST_P(ModelTest, CopiedWeightsEqualMappedWeights) {
+  std::vector<float> logits[2];
+  const WeightMemory modes[2] = {WeightMemory::kMmap, WeightMemory::kCopy};
+  for (int i = 0; i < 2; ++i) {
+    auto weights = load_model_weights(model_dir(GetParam()), LoadOptions{modes[i]});
+    ASSERT_TRUE(weights.ok()) << weights.status().message();
+    EXPECT_EQ((*weights)->memory, modes[i]);
+    ThreadPool pool(2);
+    Model model(std::move(*weights), pool);
+    auto cache = KvCache::create(model.config(), 2, 16, DType::kF32);
+    ASSERT_TRUE(cache.ok());
+    const std::vector<int32_t> prompt = {3, 1000, 77, 5, 9000, 12};
+    const auto table = blocks(0, 1);
+    SequenceInput in{prompt, 0, table, true};
+    ASSERT_TRUE(model.forward({&in, 1}, *cache, logits[i]).ok());
+  }
+  ASSERT_EQ(logits[0].size(), logits[1].size());
+  EXPECT_EQ(0, std::memcmp(logits[0].data(), logits[1].data(), logits[0].size() * sizeof(float)));
 }
 
 TEST_P(ModelTest, BadInputIsAnErrorNotACrash) {
