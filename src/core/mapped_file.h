@@ -5,11 +5,12 @@
 //   kMmap  a read-only MAP_PRIVATE mapping of the file: pages come from the page cache on first
 //          touch and are shared with every other process mapping the file.
 //   kCopy  a private anonymous copy: memory aligned to 2 MiB and advised MADV_HUGEPAGE, filled
-//          with pread() by a few threads, then made read-only; with drop_page_cache the file's
-//          cached pages are released (posix_fadvise DONTNEED) behind the reads, so the file is
-//          not held twice. Decode streams every weight once per token: from 4 KiB page-cache
-//          pages it measured far below the machine's read bandwidth on the reference VM, from
-//          2 MiB anonymous pages close to it (docs/BENCHMARKS.md "Engine").
+//          with pread() by a few threads, then made read-only. The file's page-cache pages
+//          are kept by default (the kernel reclaims them under pressure; a restarted replica
+//          then loads from memory, not disk); drop_page_cache releases them (posix_fadvise
+//          DONTNEED) behind the reads for a one-off load. Decode streams every weight once per
+//          token: from 4 KiB page-cache pages it measured far below the machine's read bandwidth on
+//          the reference VM, from 2 MiB anonymous pages close to it (docs/BENCHMARKS.md "Engine").
 // Either way data() is valid until destruction and the bytes never change.
 
 #include <cstddef>
@@ -25,8 +26,8 @@ enum class MapMode { kMmap, kCopy };
 
 struct MapOptions {
   MapMode mode = MapMode::kMmap;
-  bool drop_page_cache = true;  // kCopy: release the file's page-cache pages after reading them
-  int read_threads = 2;         // kCopy: parallel pread()s (at load only; no kernel thread)
+  bool drop_page_cache = false;  // kCopy: release the file's page-cache pages after reading them
+  int read_threads = 2;          // kCopy: parallel pread()s (at load only; no kernel thread)
 };
 
 class MappedFile {
