@@ -263,6 +263,10 @@ Result<std::pair<int64_t, int64_t>> raise_max_num_seqs(const std::string& base_u
     return io_error("GET {}/admin/scheduler: no integer max_num_seqs in {}", base_url,
                     r->body.substr(0, 200));
   int64_t before = j["max_num_seqs"].get<int64_t>();
+  // A seekserve replica reports the most it accepts (--max-num-seqs-limit): asking for more
+  // would be refused with a 400, so the step stops there.
+  if (j.contains("max_num_seqs_limit") && j["max_num_seqs_limit"].is_number_integer())
+    ceiling = std::min(ceiling, j["max_num_seqs_limit"].get<int64_t>());
   int64_t after = std::min(before + step, ceiling);
   if (after <= before) return std::make_pair(before, before);
   nlohmann::json body = {{"max_num_seqs", after}};

@@ -6,6 +6,7 @@
 // the same supervisor through the real router.
 
 #include "router/replica_supervisor.h"
+#include "router/autoscaler.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -159,6 +160,17 @@ TEST_F(SupervisorControl, StartsRestartsScalesAndDrains) {
     EXPECT_EQ(complete(r.url, 4), std::make_pair(200, int64_t{4})) << r.url;
   }
   EXPECT_NE(replicas[0].port, replicas[1].port);
+
+  // scale_batch against a real replica: max_num_seqs steps up at run time and stops at the
+  // replica's own --max-num-seqs-limit (4 x the default 32), not at the policy's larger ceiling.
+  Result<std::pair<int64_t, int64_t>> raised = raise_max_num_seqs(replicas[0].url, 16, 1000);
+  ASSERT_TRUE(raised.ok()) << raised.status().message();
+  EXPECT_EQ(*raised, std::make_pair(int64_t{32}, int64_t{48}));
+  raised = raise_max_num_seqs(replicas[0].url, 1000, 1000);
+  ASSERT_TRUE(raised.ok()) << raised.status().message();
+  EXPECT_EQ(*raised, std::make_pair(int64_t{48}, int64_t{128}));
+  EXPECT_NE(test::http_get(replicas[0].port, "/admin/scheduler").body.find("\"max_num_seqs\":128"),
+            std::string::npos);
 
   // Killed: removed from the pool, restarted on a fresh process, readmitted.
   ReplicaInfo victim = replicas[0];
