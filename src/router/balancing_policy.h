@@ -28,7 +28,8 @@ struct BackendLoad {
 // What a policy may look at for the request.
 struct RouteRequest {
   // The leading part of the prompt or of the messages (already cut to prefix_chars), for
-  // prefix_affinity; empty when the request has none.
+  // prefix_affinity (which hashes it, or its first prefix_tokens token ids when it has a
+  // tokenizer); empty when the request has none.
   std::string_view affinity_key;
 };
 
@@ -53,6 +54,8 @@ std::unique_ptr<BalancingPolicy> make_round_robin_policy();
 std::unique_ptr<BalancingPolicy> make_least_connections_policy();
 std::unique_ptr<BalancingPolicy> make_weighted_policy();
 std::unique_ptr<BalancingPolicy> make_power_of_two_policy(uint64_t seed);
-std::unique_ptr<BalancingPolicy> make_prefix_affinity_policy(const PrefixAffinityConfig& config);
+// Loads config.tokenizer when set: an error naming prefix_affinity.tokenizer when it cannot.
+Result<std::unique_ptr<BalancingPolicy>> make_prefix_affinity_policy(
+    const PrefixAffinityConfig& config);
 
 }  // namespace seekserve

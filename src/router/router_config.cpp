@@ -179,7 +179,8 @@ Status read_config(const YAML::Node& root, RouterConfig& c) {
   }
   if (const YAML::Node p = root["prefix_affinity"]) {
     SEEK_RETURN_IF_ERROR(
-        check_keys(p, "prefix_affinity", {"prefix_chars", "load_factor", "virtual_nodes"}));
+        check_keys(p, "prefix_affinity",
+                   {"prefix_chars", "load_factor", "virtual_nodes", "tokenizer", "prefix_tokens"}));
     if (p["prefix_chars"]) {
       SEEK_ASSIGN_OR_RETURN(int64_t v,
                             get_int(p["prefix_chars"], "prefix_affinity.prefix_chars", 1));
@@ -198,6 +199,25 @@ Status read_config(const YAML::Node& root, RouterConfig& c) {
       if (v > 4096) return invalid_argument("prefix_affinity.virtual_nodes: {} is above 4096", v);
       c.prefix_affinity.virtual_nodes = static_cast<int>(v);
     }
+    if (p["tokenizer"]) {
+      SEEK_ASSIGN_OR_RETURN(c.prefix_affinity.tokenizer,
+                            get_string(p["tokenizer"], "prefix_affinity.tokenizer"));
+      if (c.prefix_affinity.tokenizer.empty())
+        return invalid_argument("prefix_affinity.tokenizer: empty (a model folder or GGUF file)");
+    }
+    if (p["prefix_tokens"]) {
+      if (c.prefix_affinity.tokenizer.empty())
+        return invalid_argument(
+            "prefix_affinity.prefix_tokens: needs prefix_affinity.tokenizer (without one the "
+            "first prefix_chars characters are hashed)");
+      SEEK_ASSIGN_OR_RETURN(int64_t v,
+                            get_int(p["prefix_tokens"], "prefix_affinity.prefix_tokens", 1));
+      if (v > 65536) return invalid_argument("prefix_affinity.prefix_tokens: {} is above 65536", v);
+      c.prefix_affinity.prefix_tokens = static_cast<int>(v);
+    }
+    // Enough text for prefix_tokens tokens (BPE tokens of real text average 3-5 bytes).
+    if (!c.prefix_affinity.tokenizer.empty() && !p["prefix_chars"])
+      c.prefix_affinity.prefix_chars = 16 * c.prefix_affinity.prefix_tokens;
   }
   if (root["connect_timeout"]) {
     SEEK_ASSIGN_OR_RETURN(c.connect_timeout_s,

