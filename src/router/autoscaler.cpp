@@ -1,5 +1,9 @@
 #include "router/autoscaler.h"
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -111,9 +115,10 @@ Result<ScalingPolicy> parse_scaling_policy(const YAML::Node& node,
                                            std::optional<int64_t> replicas_max) {
   const std::string f = "scaling_policy";
   ScalingPolicy p;
-  SEEK_RETURN_IF_ERROR(yaml_check_keys(
-      node, f,
-      {"scaling_rules", "min_replicas", "max_replicas", "evaluation_interval", "rate_window"}));
+  SEEK_RETURN_IF_ERROR(
+      yaml_check_keys(node, f,
+                      {"scaling_rules", "min_replicas", "max_replicas", "evaluation_interval",
+                       "rate_window", "admin_api_key_file"}));
   p.min_replicas = replicas_min.value_or(1);
   p.max_replicas = replicas_max.value_or(p.min_replicas);
   if (node["min_replicas"]) {
@@ -143,6 +148,11 @@ Result<ScalingPolicy> parse_scaling_policy(const YAML::Node& node,
   if (node["rate_window"]) {
     SEEK_ASSIGN_OR_RETURN(p.rate_window, yaml_duration(node["rate_window"], f + ".rate_window"));
     if (p.rate_window.count() <= 0) return invalid_argument("{}.rate_window: must be above 0", f);
+  }
+  if (node["admin_api_key_file"]) {
+    const std::string field = f + ".admin_api_key_file";
+    SEEK_ASSIGN_OR_RETURN(std::string path, yaml_scalar(node["admin_api_key_file"], field));
+    SEEK_ASSIGN_OR_RETURN(p.admin_api_key, read_admin_api_key(path, field));
   }
   const YAML::Node& rules = node["scaling_rules"];
   if (!rules.IsDefined() || rules.IsNull()) return invalid_argument("{}.scaling_rules: missing", f);
@@ -250,14 +260,32 @@ std::string Autoscaler::render_metrics() const {
   return out;
 }
 
+Result<std::string> read_admin_api_key(const std::string& path, const std::string& field) {
+  std::ifstream in(path);
+  if (!in) return invalid_argument("{}: cannot read '{}': {}", field, path, std::strerror(errno));
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t start = line.find_first_not_of(" \t\r");
+    if (start == std::string::npos || line[start] == '#') continue;
+    const size_t end = line.find_first_of(" \t\r", start);
+    return line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  }
+  if (in.bad()) return invalid_argument("{}: cannot read '{}'", field, path);
+  return invalid_argument("{}: '{}' holds no key (one line: KEY)", field, path);
+}
+
 Result<std::pair<int64_t, int64_t>> raise_max_num_seqs(const std::string& base_url, int64_t step,
-                                                       int64_t ceiling) {
+                                                       int64_t ceiling,
+                                                       const std::string& admin_api_key) {
   httplib::Client client(base_url);
   client.set_connection_timeout(2, 0);
   client.set_read_timeout(5, 0);
+  if (!admin_api_key.empty()) client.set_bearer_token_auth(admin_api_key);
   httplib::Result r = client.Get("/admin/scheduler");
   if (!r) return io_error("GET {}/admin/scheduler: {}", base_url, httplib::to_string(r.error()));
-  if (r->status != 200) return io_error("GET {}/admin/scheduler: HTTP {}", base_url, r->status);
+  if (r->status != 200)
+    return io_error("GET {}/admin/scheduler: HTTP {} {}", base_url, r->status,
+                    r->body.substr(0, 200));
   nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
   if (!j.is_object() || !j.contains("max_num_seqs") || !j["max_num_seqs"].is_number_integer())
     return io_error("GET {}/admin/scheduler: no integer max_num_seqs in {}", base_url,

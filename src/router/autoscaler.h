@@ -6,6 +6,7 @@
 //     max_replicas: 4            # default: replicas.max (or min_replicas)
 //     evaluation_interval: 10s   # how often the router scrapes and decides
 //     rate_window: 1m            # range p99_latency and error_rate are computed over
+//     admin_api_key_file: /etc/seekserve/admin.key  # the replicas' admin key, for scale_batch
 //     scaling_rules:
 //       - metric: gpu_utilization        # alias of engine_utilization
 //       (seekserve_engine_busy_ratio)
@@ -72,6 +73,12 @@ struct ScalingPolicy {
   int64_t max_replicas = 1;
   ControlDuration evaluation_interval{std::chrono::seconds(10)};
   ControlDuration rate_window{std::chrono::minutes(1)};
+  // Sent as "Authorization: Bearer KEY" to /admin/scheduler (replicas started with --api-key or an
+  // `admin` key in --api-key-file refuse scale_batch without it). Read from admin_api_key_file,
+  // so the key is not written in router.yaml: the first word of its first line that is neither
+  // blank nor a '#' comment (so a line of serve's --api-key-file, "KEY admin", works as it is).
+  // Empty: no header.
+  std::string admin_api_key;
 };
 
 // Reads `scaling_policy:`. `replicas_min`/`replicas_max` come from the `replicas:` section (the
@@ -111,9 +118,16 @@ class Autoscaler {
   int64_t desired_ = 0;
 };
 
+// The key in an admin_api_key_file (see ScalingPolicy::admin_api_key); kInvalidArgument naming
+// `field` when the file cannot be read or holds no key.
+Result<std::string> read_admin_api_key(const std::string& path, const std::string& field);
+
 // scale_batch on one replica: reads GET {base_url}/admin/scheduler's max_num_seqs and POSTs
-// {"max_num_seqs": min(current + step, ceiling)} when that is higher. Returns (before, after).
+// {"max_num_seqs": min(current + step, ceiling)} when that is higher, both with `admin_api_key`
+// as a bearer token when it is not empty. Returns (before, after); an error (401/403 included)
+// names the URL and the HTTP status.
 Result<std::pair<int64_t, int64_t>> raise_max_num_seqs(const std::string& base_url, int64_t step,
-                                                       int64_t ceiling);
+                                                       int64_t ceiling,
+                                                       const std::string& admin_api_key);
 
 }  // namespace seekserve

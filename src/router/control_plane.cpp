@@ -146,14 +146,17 @@ void ControlPlane::run_round(ControlTime now) {
     }
   }
 
+  int64_t scale_batch_ok = 0, scale_batch_failed = 0;
   if (autoscaler_) {
     int64_t replicas = supervisor_ ? supervisor_->target() : static_cast<int64_t>(targets.size());
     for (const ScalingDecision& d : autoscaler_->evaluate(history_, now, replicas)) {
       if (d.action == ScaleAction::kScaleBatch) {
         for (const std::string& url : targets) {
-          Result<std::pair<int64_t, int64_t>> r = raise_max_num_seqs(url, d.step, d.max_num_seqs);
+          Result<std::pair<int64_t, int64_t>> r =
+              raise_max_num_seqs(url, d.step, d.max_num_seqs, autoscaler_->policy().admin_api_key);
+          (r.ok() ? scale_batch_ok : scale_batch_failed) += 1;
           if (!r.ok())
-            log_warn("scale_batch: {}", r.status().message());
+            log_warn("scale_batch failed on {}: {}", url, r.status().message());
           else if (r->first != r->second)
             log_info("scale_batch: {} max_num_seqs {} -> {}", url, r->first, r->second);
           else
@@ -173,6 +176,8 @@ void ControlPlane::run_round(ControlTime now) {
   scrape_failures_ += failures;
   webhook_deliveries_ += delivered;
   webhook_failures_ += failed;
+  scale_batch_ok_ += scale_batch_ok;
+  scale_batch_failed_ += scale_batch_failed;
   text += fmt::format(
       "# HELP seekserve_router_scrape_failures_total Replica /metrics scrapes that failed.\n"
       "# TYPE seekserve_router_scrape_failures_total counter\n"
@@ -180,8 +185,14 @@ void ControlPlane::run_round(ControlTime now) {
       "# HELP seekserve_router_alert_webhook_deliveries_total Alert webhook POSTs by result.\n"
       "# TYPE seekserve_router_alert_webhook_deliveries_total counter\n"
       "seekserve_router_alert_webhook_deliveries_total{{result=\"ok\"}} {}\n"
-      "seekserve_router_alert_webhook_deliveries_total{{result=\"failed\"}} {}\n",
-      scrape_failures_, webhook_deliveries_, webhook_failures_);
+      "seekserve_router_alert_webhook_deliveries_total{{result=\"failed\"}} {}\n"
+      "# HELP seekserve_router_scale_batch_calls_total scale_batch calls to a replica's "
+      "/admin/scheduler, by result (failed: unreachable, refused, e.g. a missing admin key).\n"
+      "# TYPE seekserve_router_scale_batch_calls_total counter\n"
+      "seekserve_router_scale_batch_calls_total{{result=\"ok\"}} {}\n"
+      "seekserve_router_scale_batch_calls_total{{result=\"failed\"}} {}\n",
+      scrape_failures_, webhook_deliveries_, webhook_failures_, scale_batch_ok_,
+      scale_batch_failed_);
   metrics_text_ = std::move(text);
   alerts_json_ = std::move(json);
 }

@@ -84,6 +84,7 @@ class ControlPlane {
   int64_t scrape_failures_ = 0;
   int64_t webhook_failures_ = 0;
   int64_t webhook_deliveries_ = 0;
+  int64_t scale_batch_ok_ = 0, scale_batch_failed_ = 0;
   std::thread thread_;
 };
 

@@ -28,6 +28,14 @@ void RouterPoolControl::remove_backend(int64_t id) {
   if (id >= 0) pool_.remove_backend(static_cast<BackendId>(id));
 }
 
+bool RouterPoolControl::health_failing(int64_t id) {
+  // Unhealthy with a failed check on record: marked unhealthy by the checks, or failing its
+  // first ones. Unhealthy with none is a backend not checked yet.
+  for (const BackendSnapshot& b : pool_.snapshot())
+    if (static_cast<int64_t>(b.id) == id) return !b.healthy && b.health_checks_failed > 0;
+  return false;
+}
+
 std::vector<std::string> scrape_targets(const BackendPool& pool) {
   std::vector<std::string> out;
   for (const BackendSnapshot& b : pool.snapshot())

@@ -19,6 +19,7 @@ class RouterPoolControl : public BackendPoolControl {
   void begin_drain(int64_t id) override;
   int64_t in_flight(int64_t id) override;
   void remove_backend(int64_t id) override;
+  bool health_failing(int64_t id) override;
 
  private:
   BackendPool& pool_;

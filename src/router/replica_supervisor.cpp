@@ -62,6 +62,11 @@ Result<std::pair<int, int>> parse_port_range(const std::string& text) {
   return std::make_pair(*first, *last);
 }
 
+// Counted against the target: everything but a replica on its way out.
+bool is_active(ReplicaState s) {
+  return s != ReplicaState::kDraining && s != ReplicaState::kStopping;
+}
+
 }  // namespace
 
 Result<ReplicaConfig> parse_replica_config(const YAML::Node& node) {
@@ -69,7 +74,8 @@ Result<ReplicaConfig> parse_replica_config(const YAML::Node& node) {
   SEEK_RETURN_IF_ERROR(
       yaml_check_keys(node, f,
                       {"command", "min", "max", "port_range", "host", "weight", "startup_timeout",
-                       "restart_backoff", "drain_timeout", "stop_timeout", "log_dir"}));
+                       "restart_backoff", "drain_timeout", "stop_timeout",
+                       "replace_unhealthy_after", "replace_grace", "log_dir"}));
   ReplicaConfig c;
   SEEK_ASSIGN_OR_RETURN(c.command, yaml_scalar(node["command"], f + ".command"));
   if (c.command.find("{port}") == std::string::npos)
@@ -108,10 +114,16 @@ Result<ReplicaConfig> parse_replica_config(const YAML::Node& node) {
   for (DurationField d : {DurationField{"startup_timeout", &c.startup_timeout},
                           DurationField{"restart_backoff", &c.restart_backoff},
                           DurationField{"drain_timeout", &c.drain_timeout},
-                          DurationField{"stop_timeout", &c.stop_timeout}}) {
+                          DurationField{"stop_timeout", &c.stop_timeout},
+                          DurationField{"replace_grace", &c.replace_grace}}) {
     if (!node[d.key]) continue;
     SEEK_ASSIGN_OR_RETURN(*d.value, yaml_duration(node[d.key], f + "." + d.key));
     if (d.value->count() <= 0) return invalid_argument("{}.{}: must be above 0", f, d.key);
+  }
+  if (node["replace_unhealthy_after"]) {
+    // 0 turns replacement off; a negative duration is refused by yaml_duration.
+    SEEK_ASSIGN_OR_RETURN(c.replace_unhealthy_after, yaml_duration(node["replace_unhealthy_after"],
+                                                                   f + ".replace_unhealthy_after"));
   }
   c.restart_backoff_max = std::max(c.restart_backoff_max, c.restart_backoff);
   if (node["log_dir"]) {
@@ -132,17 +144,20 @@ const char* replica_state_name(ReplicaState state) {
       return "stopping";
     case ReplicaState::kBackoff:
       return "backoff";
+    case ReplicaState::kReplacing:
+      return "replacing";
   }
   return "unknown";
 }
 
 struct ReplicaSupervisor::Replica {
   ReplicaInfo info;
-  SteadyTime since;            // entered the current state
-  SteadyTime ready_at;         // last became ready
-  SteadyTime deadline;         // starting: startup; draining: drain; stopping: SIGKILL
-  SteadyTime restart_at;       // backoff
-  ControlDuration backoff{0};  // the delay before the latest restart
+  SteadyTime since;       // entered the current state
+  SteadyTime ready_at;    // last became ready
+  SteadyTime deadline;    // starting: startup; draining: drain; stopping, replacing: SIGKILL
+  SteadyTime restart_at;  // backoff
+  std::optional<SteadyTime> failing_since;  // ready: the pool holds it unhealthy since
+  ControlDuration backoff{0};               // the delay before the latest restart
   bool sigkilled = false;
 };
 
@@ -174,9 +189,7 @@ int64_t ReplicaSupervisor::target() const {
 int64_t ReplicaSupervisor::active_count() const {
   std::lock_guard<std::mutex> lock(mutex_);
   int64_t n = 0;
-  for (const auto& r : replicas_)
-    n += r->info.state == ReplicaState::kStarting || r->info.state == ReplicaState::kReady ||
-         r->info.state == ReplicaState::kBackoff;
+  for (const auto& r : replicas_) n += is_active(r->info.state);
   return n;
 }
 
@@ -200,8 +213,9 @@ std::string ReplicaSupervisor::render_metrics() const {
   std::string out =
       "# HELP seekserve_router_supervised_replicas Replica processes the router runs, by state.\n"
       "# TYPE seekserve_router_supervised_replicas gauge\n";
-  for (ReplicaState s : {ReplicaState::kStarting, ReplicaState::kReady, ReplicaState::kDraining,
-                         ReplicaState::kStopping, ReplicaState::kBackoff}) {
+  for (ReplicaState s :
+       {ReplicaState::kStarting, ReplicaState::kReady, ReplicaState::kDraining,
+        ReplicaState::kStopping, ReplicaState::kBackoff, ReplicaState::kReplacing}) {
     int n = 0;
     for (const auto& r : replicas_) n += r->info.state == s;
     out += fmt::format("seekserve_router_supervised_replicas{{state=\"{}\"}} {}\n",
@@ -210,7 +224,8 @@ std::string ReplicaSupervisor::render_metrics() const {
   out += fmt::format(
       "# HELP seekserve_router_replicas_target Replicas the supervisor keeps.\n"
       "# TYPE seekserve_router_replicas_target gauge\nseekserve_router_replicas_target {}\n"
-      "# HELP seekserve_router_replica_restarts_total Replicas restarted after they exited.\n"
+      "# HELP seekserve_router_replica_restarts_total Replicas restarted after they exited or "
+      "were replaced.\n"
       "# TYPE seekserve_router_replica_restarts_total counter\n"
       "seekserve_router_replica_restarts_total {}\n"
       "# HELP seekserve_router_replica_starts_total Replica processes spawned.\n"
@@ -218,8 +233,14 @@ std::string ReplicaSupervisor::render_metrics() const {
       "seekserve_router_replica_starts_total {}\n"
       "# HELP seekserve_router_replica_stops_total Replicas stopped by scale-down.\n"
       "# TYPE seekserve_router_replica_stops_total counter\n"
-      "seekserve_router_replica_stops_total {}\n",
-      target_, restarts_total_, started_total_, stopped_total_);
+      "seekserve_router_replica_stops_total {}\n"
+      "# HELP seekserve_router_replica_replacements_total Live replicas the supervisor killed and "
+      "replaced, by reason.\n"
+      "# TYPE seekserve_router_replica_replacements_total counter\n"
+      "seekserve_router_replica_replacements_total{{reason=\"health_check\"}} {}\n"
+      "seekserve_router_replica_replacements_total{{reason=\"startup_timeout\"}} {}\n",
+      target_, restarts_total_, started_total_, stopped_total_, replaced_unhealthy_,
+      replaced_startup_);
   return out;
 }
 
@@ -280,6 +301,7 @@ Status ReplicaSupervisor::spawn(Replica& r, SteadyTime now) {
   r.since = now;
   r.deadline = now + config_.startup_timeout;
   r.sigkilled = false;
+  r.failing_since.reset();
   ++started_total_;
   log_info("replica {} starting on port {} (pid {}): {}", r.info.slot, port, pid,
            command.substr(5));
@@ -303,6 +325,14 @@ void ReplicaSupervisor::reap(Replica& r, int wait_status, SteadyTime now) {
     r.sigkilled = true;
     return;
   }
+  if (r.info.state == ReplicaState::kReplacing) {
+    log_info("replica {} on port {} replaced ({}); starting a fresh one", r.info.slot, r.info.port,
+             how);
+    r.info.state = ReplicaState::kBackoff;
+    r.restart_at = now;
+    r.since = now;
+    return;
+  }
   // Unexpected: restart after a backoff that doubles while it keeps failing, and starts over
   // once a replica stayed ready for a minute.
   bool was_stable =
@@ -316,6 +346,26 @@ void ReplicaSupervisor::reap(Replica& r, int wait_status, SteadyTime now) {
   r.info.state = ReplicaState::kBackoff;
   r.restart_at = now + r.backoff;
   r.since = now;
+}
+
+void ReplicaSupervisor::replace(Replica& r, SteadyTime now) {
+  log_warn(
+      "replica {} on port {} (pid {}): health check failing for {} (process alive): "
+      "replacing it (SIGTERM, SIGKILL after {})",
+      r.info.slot, r.info.port, r.info.pid,
+      format_duration(std::chrono::duration_cast<ControlDuration>(now - *r.failing_since)),
+      format_duration(config_.replace_grace));
+  if (r.info.backend_id) {
+    pool_.remove_backend(*r.info.backend_id);
+    r.info.backend_id.reset();
+  }
+  kill(-r.info.pid, SIGTERM);
+  r.info.state = ReplicaState::kReplacing;
+  r.since = now;
+  r.deadline = now + config_.replace_grace;
+  r.sigkilled = false;
+  r.failing_since.reset();
+  ++replaced_unhealthy_;
 }
 
 void ReplicaSupervisor::tick(SteadyTime now) {
@@ -341,9 +391,13 @@ void ReplicaSupervisor::tick(SteadyTime now) {
     switch (r.info.state) {
       case ReplicaState::kStarting:
         if (now > r.deadline) {
-          log_warn("replica {} on port {} not ready after {}: killing it", r.info.slot, r.info.port,
-                   format_duration(config_.startup_timeout));
-          kill(-r.info.pid, SIGKILL);
+          if (!r.sigkilled) {  // once: it may take a tick to be reaped
+            log_warn("replica {} on port {} not ready after {}: killing it", r.info.slot,
+                     r.info.port, format_duration(config_.startup_timeout));
+            kill(-r.info.pid, SIGKILL);
+            r.sigkilled = true;
+            ++replaced_startup_;
+          }
         } else {
           to_probe.emplace_back(r.info.slot, r.info.url);
         }
@@ -364,9 +418,13 @@ void ReplicaSupervisor::tick(SteadyTime now) {
         }
         break;
       case ReplicaState::kStopping:
+      case ReplicaState::kReplacing:
         if (now > r.deadline && !r.sigkilled) {
-          log_warn("replica {} still running {} after SIGTERM: SIGKILL", r.info.slot,
-                   format_duration(config_.stop_timeout));
+          log_warn(
+              "replica {} on port {} (pid {}) still running {} after SIGTERM: SIGKILL", r.info.slot,
+              r.info.port, r.info.pid,
+              format_duration(r.info.state == ReplicaState::kReplacing ? config_.replace_grace
+                                                                       : config_.stop_timeout));
           kill(-r.info.pid, SIGKILL);
           r.sigkilled = true;
         }
@@ -383,15 +441,29 @@ void ReplicaSupervisor::tick(SteadyTime now) {
         }
         break;
       case ReplicaState::kReady:
+        if (config_.replace_unhealthy_after.count() == 0 || !r.info.backend_id) break;
+        if (!pool_.health_failing(*r.info.backend_id)) {
+          if (r.failing_since)
+            log_info("replica {} on port {} passes its health check again", r.info.slot,
+                     r.info.port);
+          r.failing_since.reset();
+        } else if (!r.failing_since) {
+          r.failing_since = now;
+          log_warn(
+              "replica {} on port {} (pid {}) fails its health check; replaced unless it "
+              "recovers within {}",
+              r.info.slot, r.info.port, r.info.pid,
+              format_duration(config_.replace_unhealthy_after));
+        } else if (now - *r.failing_since >= config_.replace_unhealthy_after) {
+          replace(r, now);
+        }
         break;
     }
   }
   // Reconcile the count with the target.
   if (!stopping_) {
     int64_t active = 0;
-    for (const auto& r : replicas_)
-      active += r->info.state == ReplicaState::kStarting || r->info.state == ReplicaState::kReady ||
-                r->info.state == ReplicaState::kBackoff;
+    for (const auto& r : replicas_) active += is_active(r->info.state);
     while (active < target_) {
       auto r = std::make_unique<Replica>();
       r->info.slot = next_slot_++;

@@ -12,6 +12,9 @@
 //     restart_backoff: 1s    # first restart delay after a crash, doubling up to 30s
 //     drain_timeout: 60s     # scale-down: how long in-flight requests may take
 //     stop_timeout: 30s      # SIGTERM -> SIGKILL (serve drains on SIGTERM itself)
+//     replace_unhealthy_after: 30s  # a ready replica the router's health check holds unhealthy
+//                                   # this long is killed and replaced (0s: never)
+//     replace_grace: 5s      # replacing: SIGTERM -> SIGKILL
 //     log_dir: /var/log/seekserve   # optional: replica-<port>.log files; default: router's stderr
 //
 // Each replica runs `/bin/sh -c "exec <command>"` in its own process group, with {port}
@@ -20,6 +23,14 @@
 // doubles while it keeps crashing. Scaling down drains: the pool stops sending it new requests
 // (begin_drain), the supervisor waits for its in-flight count to reach 0 (bounded by
 // drain_timeout), then SIGTERM, then SIGKILL after stop_timeout.
+//
+// A replica that hangs while its process lives (its engine loop stalled, so serve's /health
+// answers 503; or frozen, answering nothing at all) is caught by the router's active health
+// check: once the pool holds it unhealthy (health_failing) for replace_unhealthy_after, it is
+// removed from the pool, sent SIGTERM, SIGKILL after replace_grace, and a fresh process is
+// started at once (counted in seekserve_router_replica_replacements_total{reason}). A frozen
+// process cannot act on SIGTERM, so that is the SIGKILL path; requests it held get a reset, and
+// the router retries them elsewhere (nothing was sent to their clients).
 //
 // Thread-safety: every public method may be called from any thread; one internal thread runs
 // the supervision loop and is the only caller of the pool.
@@ -55,6 +66,8 @@ struct ReplicaConfig {
   ControlDuration restart_backoff_max{std::chrono::seconds(30)};
   ControlDuration drain_timeout{std::chrono::seconds(60)};
   ControlDuration stop_timeout{std::chrono::seconds(30)};
+  ControlDuration replace_unhealthy_after{std::chrono::seconds(30)};  // 0 = never
+  ControlDuration replace_grace{std::chrono::seconds(5)};
   std::string log_dir;
 };
 
@@ -70,9 +83,14 @@ class BackendPoolControl {
   virtual void begin_drain(int64_t id) = 0;
   virtual int64_t in_flight(int64_t id) = 0;
   virtual void remove_backend(int64_t id) = 0;
+  // True while the router's active health check holds `id` unhealthy: it failed its checks
+  // (unhealthy_threshold in a row, or its first ones) and has not passed healthy_threshold since.
+  // False before the first verdict.
+  virtual bool health_failing(int64_t id) = 0;
 };
 
-enum class ReplicaState { kStarting, kReady, kDraining, kStopping, kBackoff };
+// kReplacing: killed for failing its health check; restarted once it has exited.
+enum class ReplicaState { kStarting, kReady, kDraining, kStopping, kBackoff, kReplacing };
 const char* replica_state_name(ReplicaState state);
 
 struct ReplicaInfo {
@@ -100,7 +118,8 @@ class ReplicaSupervisor {
   // The number of replicas to keep (clamped to min..max); returns the clamped value.
   int64_t set_target(int64_t replicas);
   int64_t target() const;
-  // Replicas starting, ready or waiting to restart (not those draining or stopping).
+  // Replicas starting, ready, being replaced or waiting to restart (not those draining or
+  // stopping).
   int64_t active_count() const;
 
   std::vector<ReplicaInfo> snapshot() const;
@@ -120,6 +139,8 @@ class ReplicaSupervisor {
   void shut_down();
   Status spawn(Replica& r, SteadyTime now);
   void reap(Replica& r, int wait_status, SteadyTime now);
+  // Ready replica whose health check keeps failing: out of the pool, SIGTERM, restart on exit.
+  void replace(Replica& r, SteadyTime now);
   int choose_port() const;
 
   ReplicaConfig config_;
@@ -130,6 +151,7 @@ class ReplicaSupervisor {
   int64_t target_;
   int64_t next_slot_ = 0;
   int64_t restarts_total_ = 0, started_total_ = 0, stopped_total_ = 0;
+  int64_t replaced_unhealthy_ = 0, replaced_startup_ = 0;  // by reason
   bool stopping_ = false;
   std::thread thread_;
 };

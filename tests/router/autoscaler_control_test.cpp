@@ -1,5 +1,10 @@
 #include "router/autoscaler.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 namespace seekserve {
@@ -68,6 +73,35 @@ TEST(AutoscalerControl, ReadsTheIssueFormat) {
   EXPECT_EQ(p.max_replicas, 4);
 }
 
+// admin_api_key_file: the key is the first word of the first line that is not blank or a comment,
+// so serve's own --api-key-file ("KEY [MIN:MAX] admin") can be given as it is.
+TEST(AutoscalerControl, AdminKeyFileTakesTheFirstKey) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / fmt::format("seekserve-adminkey-{}", getpid());
+  std::filesystem::create_directories(dir);
+  auto write = [&](const char* name, const char* text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  const std::string serve_file = write("keys", "# admin first\n\n  s3cret-1 0:1000 admin\nuser\n");
+  Result<ScalingPolicy> p = parse_scaling_policy(
+      YAML::Load(fmt::format("admin_api_key_file: {}\nscaling_rules: []", serve_file)), 1, 1);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->admin_api_key, "s3cret-1");
+  Result<std::string> bare = read_admin_api_key(write("bare", "k3y\r\n"), "f");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(*bare, "k3y");
+  Result<std::string> empty = read_admin_api_key(write("empty", "# nothing\n\n"), "f");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_TRUE(empty.status().is_bad_input());
+  EXPECT_NE(empty.status().message().find("f: '"), std::string::npos);
+  EXPECT_NE(empty.status().message().find("holds no key"), std::string::npos);
+  Result<std::string> folder = read_admin_api_key(dir.string(), "f");
+  EXPECT_FALSE(folder.ok());
+  EXPECT_TRUE(parse_scaling_policy(YAML::Load("scaling_rules: []"), 1, 1)->admin_api_key.empty());
+  std::filesystem::remove_all(dir);
+}
+
 TEST(AutoscalerControl, BadPolicyNamesTheField) {
   struct Case {
     const char* yaml;
@@ -108,6 +142,9 @@ TEST(AutoscalerControl, BadPolicyNamesTheField) {
       {"scaling_rules: [{metric: gpu_utilization, threshold: 5%, action: add_instance, "
        "colour: red}]",
        "scaling_policy.scaling_rules[0].colour: unknown key"},
+      {"admin_api_key_file: /nonexistent/admin.key\nscaling_rules: []",
+       "scaling_policy.admin_api_key_file: cannot read '/nonexistent/admin.key'"},
+      {"admin_api_key_file: [a, b]\nscaling_rules: []", "scaling_policy.admin_api_key_file"},
   };
   for (const Case& c : cases) {
     Result<ScalingPolicy> r = parse_scaling_policy(YAML::Load(c.yaml), 1, 4);

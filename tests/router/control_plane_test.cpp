@@ -31,6 +31,7 @@ class NoPool : public BackendPoolControl {
   void begin_drain(int64_t) override { ADD_FAILURE(); }
   int64_t in_flight(int64_t) override { return 0; }
   void remove_backend(int64_t) override { ADD_FAILURE(); }
+  bool health_failing(int64_t) override { return false; }
 };
 
 std::filesystem::path temp_dir(const char* name) {
@@ -223,6 +224,89 @@ scaling_rules:
   std::this_thread::sleep_for(seconds(1));
   EXPECT_EQ(max_num_seqs(), 40);  // the ceiling holds
   control.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// scale_batch against a real `seekserve serve` started with API keys: the router sends the key
+// from scaling_policy.admin_api_key_file. Without it, or with a key that may not use /admin, the
+// call fails, and that is logged and counted (seekserve_router_scale_batch_calls_total) while
+// the replica's max_num_seqs stays; with the admin key it is raised.
+TEST(ControlPlaneLive, ScaleBatchSendsTheAdminKey) {
+  std::filesystem::path dir = temp_dir("adminkey");
+  std::string cmd = fmt::format("{} make-model --preset tiny-v3 --out {}/tiny-v3 >/dev/null",
+                                SEEKSERVE_BINARY, dir.string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  // serve's key file: one admin key, one plain key. The router is given the same file (its first
+  // key is the admin one), or a file holding only the plain key.
+  const std::string keys = (dir / "keys").string();
+  std::ofstream(keys) << "# replica keys\nadmin-k3y admin\nuser-k3y\n";
+  const std::string user_key = (dir / "user.key").string();
+  std::ofstream(user_key) << "user-k3y\n";
+  test::ChildProcess replica(
+      {SEEKSERVE_BINARY, "serve", "--model", (dir / "tiny-v3").string(), "--host", "127.0.0.1",
+       "--port", "0", "--threads", "1", "--kv-blocks", "64", "--api-key-file", keys},
+      (dir / "replica.log").string());
+  int port = port_from_log(dir / "replica.log");
+  ASSERT_GT(port, 0);
+  const std::string url = fmt::format("http://127.0.0.1:{}", port);
+  auto max_num_seqs = [&] {
+    httplib::Client c(url);
+    c.set_bearer_token_auth("admin-k3y");
+    httplib::Result r = c.Get("/admin/scheduler");
+    if (!r || r->status != 200) return int64_t{-1};
+    nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_object() ? j.value("max_num_seqs", int64_t{-1}) : int64_t{-1};
+  };
+  ASSERT_TRUE(test::wait_until([&] { return max_num_seqs() == 32; }, seconds(60)));
+  ASSERT_EQ(test::http_get(port, "/admin/scheduler").status, 401);  // keys are enforced
+
+  // An idle replica's queue (0) is below 1 at every round: scale_batch every round.
+  auto run = [&](const std::string& key_line, const std::string& want) {
+    Result<ControlConfig> config = parse_control_config(YAML::Node(),
+                                                        YAML::Load(fmt::format(R"(
+evaluation_interval: 200ms
+{}
+scaling_rules:
+  - {{metric: request_queue_length, threshold: 1, comparison: below, action: scale_batch,
+     step: 8, max_num_seqs: 40, cooldown: 0s}}
+)",
+                                                                               key_line)),
+                                                        YAML::Load("default_rules: false"));
+    EXPECT_TRUE(config.ok()) << config.status().message();
+    if (!config.ok()) return std::string();
+    NoPool unused;
+    ControlPlane control(*config, unused, [&] { return std::vector<std::string>{url}; });
+    testing::internal::CaptureStderr();
+    control.start();
+    bool seen = test::wait_until(
+        [&] {
+          std::string m;
+          control.render_metrics(m);
+          return m.find(want) != std::string::npos;
+        },
+        seconds(60));
+    control.stop();
+    std::string log = testing::internal::GetCapturedStderr();
+    EXPECT_TRUE(seen) << want;
+    return log;
+  };
+  std::string log = run("", "seekserve_router_scale_batch_calls_total{result=\"failed\"} 2");
+  EXPECT_NE(
+      log.find(fmt::format("scale_batch failed on {}: GET {}/admin/scheduler: HTTP 401", url, url)),
+      std::string::npos)
+      << log;
+  EXPECT_EQ(max_num_seqs(), 32);
+  log = run("admin_api_key_file: " + user_key,
+            "seekserve_router_scale_batch_calls_total{result=\"failed\"} 2");
+  EXPECT_NE(log.find("HTTP 403"), std::string::npos) << log;
+  EXPECT_EQ(max_num_seqs(), 32);
+  log = run("admin_api_key_file: " + keys,
+            "seekserve_router_scale_batch_calls_total{result=\"ok\"} 2");
+  EXPECT_EQ(log.find("scale_batch failed"), std::string::npos) << log;
+  EXPECT_NE(log.find(fmt::format("scale_batch: {} max_num_seqs 32 -> 40", url)), std::string::npos)
+      << log;
+  EXPECT_EQ(max_num_seqs(), 40);
+  replica.stop();
   std::filesystem::remove_all(dir);
 }
 

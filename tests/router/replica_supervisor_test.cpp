@@ -32,6 +32,7 @@ class TestPool : public BackendPoolControl {
     std::string url;
     bool draining = false;
     bool removed = false;
+    bool health_failing = false;
     int64_t in_flight = 0;
   };
   int64_t add_backend(const std::string& url, int) override {
@@ -53,6 +54,16 @@ class TestPool : public BackendPoolControl {
     std::lock_guard<std::mutex> lock(mutex_);
     backends_.at(id).removed = true;
     log_.push_back(fmt::format("remove {}", id));
+  }
+  bool health_failing(int64_t id) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return backends_.at(id).health_failing;
+  }
+  // Plays the router's health checker: from now on `id` fails (or passes) its checks.
+  void set_health_failing(int64_t id, bool failing) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    backends_.at(id).health_failing = failing;
+    log_.push_back(fmt::format("health_failing {} {}", id, failing));
   }
   // Backends in the pool and not draining: what the router would send new requests to.
   std::vector<std::pair<int64_t, std::string>> live() const {
@@ -163,10 +174,10 @@ TEST_F(SupervisorControl, StartsRestartsScalesAndDrains) {
 
   // scale_batch against a real replica: max_num_seqs steps up at run time and stops at the
   // replica's own --max-num-seqs-limit (4 x the default 32), not at the policy's larger ceiling.
-  Result<std::pair<int64_t, int64_t>> raised = raise_max_num_seqs(replicas[0].url, 16, 1000);
+  Result<std::pair<int64_t, int64_t>> raised = raise_max_num_seqs(replicas[0].url, 16, 1000, "");
   ASSERT_TRUE(raised.ok()) << raised.status().message();
   EXPECT_EQ(*raised, std::make_pair(int64_t{32}, int64_t{48}));
-  raised = raise_max_num_seqs(replicas[0].url, 1000, 1000);
+  raised = raise_max_num_seqs(replicas[0].url, 1000, 1000, "");
   ASSERT_TRUE(raised.ok()) << raised.status().message();
   EXPECT_EQ(*raised, std::make_pair(int64_t{48}, int64_t{128}));
   EXPECT_NE(test::http_get(replicas[0].port, "/admin/scheduler").body.find("\"max_num_seqs\":128"),
@@ -242,6 +253,57 @@ TEST_F(SupervisorControl, StartsRestartsScalesAndDrains) {
   EXPECT_TRUE(pool.live().empty());
 }
 
+// A live replica whose health check keeps failing is killed and replaced by a fresh process;
+// one that recovers within replace_unhealthy_after is left alone. (The router's real health
+// check against a SIGSTOPped replica: tests/router/route_replace_test.sh.)
+TEST_F(SupervisorControl, UnhealthyReplicaIsReplaced) {
+  TestPool pool;
+  ReplicaConfig c = serve_config(1, 1);
+  c.replace_unhealthy_after = seconds(2);
+  c.replace_grace = seconds(20);
+  ReplicaSupervisor sup(c, pool);
+  sup.start();
+  ASSERT_TRUE(test::wait_until([&] { return pool.live().size() == 1; }, seconds(180)));
+  ReplicaInfo first = sup.snapshot()[0];
+  int64_t first_backend = *first.backend_id;
+
+  // A blip shorter than the window: nothing happens.
+  pool.set_health_failing(first_backend, true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  pool.set_health_failing(first_backend, false);
+  std::this_thread::sleep_for(seconds(3));
+  EXPECT_FALSE(pool.removed(first_backend));
+  EXPECT_EQ(sup.snapshot()[0].pid, first.pid);
+
+  // Failing for longer: out of the pool, SIGTERM (serve drains and exits well inside the grace),
+  // a fresh process on a fresh port, readmitted.
+  pool.set_health_failing(first_backend, true);
+  ASSERT_TRUE(test::wait_until(
+      [&] {
+        std::vector<ReplicaInfo> now = sup.snapshot();
+        return now.size() == 1 && now[0].restarts == 1 && now[0].state == ReplicaState::kReady;
+      },
+      seconds(180)));
+  ReplicaInfo fresh = sup.snapshot()[0];
+  EXPECT_TRUE(pool.removed(first_backend));
+  EXPECT_TRUE(process_gone(first.pid));
+  EXPECT_NE(fresh.pid, first.pid);
+  EXPECT_NE(*fresh.backend_id, first_backend);
+  ASSERT_EQ(pool.live().size(), 1u);
+  EXPECT_EQ(pool.live()[0].second, fresh.url);
+  EXPECT_EQ(complete(fresh.url, 4).first, 200);
+  const std::string metrics = sup.render_metrics();
+  EXPECT_NE(metrics.find("seekserve_router_replica_replacements_total{reason=\"health_check\"} 1"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("seekserve_router_replica_restarts_total 1"), std::string::npos);
+  // SIGTERM was enough: the old replica drained by itself.
+  std::ifstream log(*dir_ / fmt::format("replica-{}.log", first.port));
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("signal received: draining"), std::string::npos);
+  sup.stop();
+}
+
 TEST_F(SupervisorControl, CrashingReplicaBacksOff) {
   TestPool pool;
   ReplicaConfig c = serve_config(1, 1);
@@ -269,6 +331,12 @@ TEST_F(SupervisorControl, ReplicaThatNeverGetsReadyIsReplaced) {
   ASSERT_TRUE(test::wait_until([&] { return restarts_of_first(sup) >= 1; }, seconds(60)));
   EXPECT_TRUE(process_gone(first));
   EXPECT_TRUE(pool.live().empty());
+  EXPECT_NE(sup.render_metrics().find(
+                "seekserve_router_replica_replacements_total{reason=\"startup_timeout\"} "),
+            std::string::npos);
+  EXPECT_EQ(sup.render_metrics().find(
+                "seekserve_router_replica_replacements_total{reason=\"startup_timeout\"} 0"),
+            std::string::npos);
   sup.stop();
 }
 
@@ -280,12 +348,21 @@ max: 3
 port_range: 18000-18009
 startup_timeout: 2m
 drain_timeout: 30s
+replace_unhealthy_after: 45s
 )"));
   ASSERT_TRUE(ok.ok()) << ok.status().message();
   EXPECT_EQ(ok->max, 3);
   EXPECT_EQ(ok->port_first, 18000);
   EXPECT_EQ(ok->port_last, 18009);
   EXPECT_EQ(ok->startup_timeout, std::chrono::minutes(2));
+  EXPECT_EQ(ok->replace_unhealthy_after, seconds(45));
+  EXPECT_EQ(ok->replace_grace, seconds(5));  // the default
+  Result<ReplicaConfig> off =
+      parse_replica_config(YAML::Load("command: x {port}\nreplace_unhealthy_after: 0s"));
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_EQ(off->replace_unhealthy_after.count(), 0);
+  EXPECT_EQ(parse_replica_config(YAML::Load("command: x {port}"))->replace_unhealthy_after,
+            seconds(30));
   struct Case {
     const char* yaml;
     const char* expect;
@@ -301,6 +378,9 @@ drain_timeout: 30s
       {"command: x {port}\nstop_timeout: forever", "replicas.stop_timeout"},
       {"command: x {port}\nweight: -1", "replicas.weight"},
       {"command: x {port}\nreplicas: 3", "replicas.replicas: unknown key"},
+      {"command: x {port}\nreplace_unhealthy_after: -5s", "replicas.replace_unhealthy_after"},
+      {"command: x {port}\nreplace_unhealthy_after: soon", "replicas.replace_unhealthy_after"},
+      {"command: x {port}\nreplace_grace: 0s", "replicas.replace_grace: must be above 0"},
   };
   for (const Case& c : cases) {
     Result<ReplicaConfig> r = parse_replica_config(YAML::Load(c.yaml));
