@@ -40,6 +40,7 @@ wait_for() {
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
 
 # start_router NAME YAML_BODY: writes NAME.yaml (port 0) and starts the router; sets RURL, RPID.
+# (NAME.out may not exist yet when first read: the background shell opens it.)
 start_router() {
   local name=$1
   printf 'port: 0\nthreads: 1\n%s\n' "$2" >"$tmp/$name.yaml"
@@ -47,7 +48,7 @@ start_router() {
   RPID=$!
   pids+=("$RPID")
   for _ in $(seq 1 600); do
-    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$name.out" | head -1)
+    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$name.out" 2>/dev/null | head -1 || true)
     [[ -n "$RURL" ]] && return 0
     kill -0 "$RPID" 2>/dev/null || fail "router $name died"
     sleep 0.1

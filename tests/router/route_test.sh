@@ -31,7 +31,7 @@ c["max_position_embeddings"] = 4096
 json.dump(c, open(sys.argv[1], "w"))
 PY
 
-# start_replica NAME: sets URL and PID.
+# start_replica NAME: sets URL and PID (NAME.out may not exist yet when first read).
 start_replica() {
   local name=$1
   "$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --kv-blocks 256 --max-num-seqs 8 \
@@ -39,7 +39,7 @@ start_replica() {
   PID=$!
   pids+=("$PID")
   for _ in $(seq 1 300); do
-    URL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$name.out" | head -1)
+    URL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null | head -1 || true)
     [[ -n "$URL" ]] && return 0
     kill -0 "$PID" 2>/dev/null || fail "replica $name died"
     sleep 0.1
@@ -52,6 +52,7 @@ start_replica r3; U3=$URL P3=$PID
 URLS=("$U1" "$U2" "$U3")
 
 # start_router NAME YAML_BODY: writes NAME.yaml (port 0) and starts the router; sets RURL, RPID.
+# (NAME.out may not exist yet when first read: the background shell opens it.)
 start_router() {
   local name=$1
   printf 'port: 0\nthreads: 2\n%s\n' "$2" >"$tmp/$name.yaml"
@@ -59,7 +60,7 @@ start_router() {
   RPID=$!
   pids+=("$RPID")
   for _ in $(seq 1 300); do
-    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$name.out" | head -1)
+    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$name.out" 2>/dev/null | head -1 || true)
     [[ -n "$RURL" ]] && return 0
     kill -0 "$RPID" 2>/dev/null || fail "router $name died"
     sleep 0.1
