@@ -49,6 +49,8 @@ expect_bad "--memory" tiny-v3 --memory lots
 expect_bad "--gpus" tiny-v3 --gpus 80GiB
 expect_bad "--dtype" tiny-v3 --dtype q9
 expect_bad "--kv-dtype" tiny-v3 --kv-dtype q8_0
+expect_bad "--http-threads" tiny-v3 --serve --http-threads -1
+expect_bad "--max-queue" tiny-v3 --serve --max-queue -5
 printf '{"architectures": ["LlamaForCausalLM"], ' > "$tmp/config.json"
 expect_bad "config.json" "$tmp/config.json"
 
