@@ -145,6 +145,14 @@ struct InFlight {
       rec.error = "not an OpenAI answer (not JSON: '" + one_line_excerpt(answer, 60) + "')";
       return;
     }
+    if (j.contains("error")) {
+      const json& e = j["error"];
+      rec.error = "error in the answer: " +
+                  (e.is_object() && e.contains("message") && e["message"].is_string()
+                       ? e["message"].get<std::string>()
+                       : e.dump());
+      return;
+    }
     if (!j.contains("choices") || !j["choices"].is_array()) {
       rec.error = "not an OpenAI answer (no \"choices\")";
       return;
