@@ -4,8 +4,10 @@
 # (--max-num-seqs BATCH, --kv-blocks BATCH·CTX/16, --max-num-batched-tokens STEP) is driven by
 # `seekserve bench` with BATCH clients whose prompts fill the context (CTX − OUTPUT prompt tokens,
 # OUTPUT generated), 2·BATCH requests; then the server's peak resident memory (VmHWM of
-# /proc/PID/status) is set beside `seekserve estimate MODEL --batch BATCH --ctx CTX
-# --step-tokens STEP --threads THREADS`.
+# /proc/PID/status) is set beside `seekserve estimate MODEL --serve --batch BATCH --ctx CTX
+# --step-tokens STEP --threads THREADS` (--serve: the server's HTTP threads, requests in flight
+# and runtime on top of the engine). r1-qwen-1.5b-bf16.gguf is measured too when it is in the
+# models folder (it is made on the way to the q8_0 file).
 #
 #   bash bench/serve_memory_bench.sh        # after make build
 set -euo pipefail
@@ -38,8 +40,11 @@ if [[ ! -e "$q8" ]]; then
   "$seek" quantize "$bf16" "$q8" --dtype q8_0 --quiet
 fi
 
+uptime
 printf '%-28s %12s %12s %8s\n' model "peak RSS" estimate ratio
-for model in "$models/tiny-v3-f32.gguf" "$models/tiny-qwen2-bf16.gguf" "$q8"; do
+set -- "$models/tiny-v3-f32.gguf" "$models/tiny-qwen2-bf16.gguf" "$q8"
+[[ -e "$models/r1-qwen-1.5b-bf16.gguf" ]] && set -- "$@" "$models/r1-qwen-1.5b-bf16.gguf"
+for model in "$@"; do
   "$seek" serve --model "$model" --port 0 --threads "$threads" --max-num-seqs "$batch" \
     --kv-blocks $((batch * ctx / 16)) --max-num-batched-tokens "$step" --log-level warn \
     >"$tmp/serve.out" 2>"$tmp/serve.log" &
@@ -58,7 +63,7 @@ for model in "$models/tiny-v3-f32.gguf" "$models/tiny-qwen2-bf16.gguf" "$q8"; do
   kill -TERM "$server_pid"
   wait "$server_pid" || true
   server_pid=
-  est=$("$seek" estimate "$model" --batch "$batch" --ctx "$ctx" --step-tokens "$step" \
+  est=$("$seek" estimate "$model" --serve --batch "$batch" --ctx "$ctx" --step-tokens "$step" \
     --threads "$threads" --json)
   /usr/bin/python3 - "$(basename "$model")" "$hwm_kib" "$est" "$tmp/bench.json" <<'EOF'
 import json, sys

@@ -36,7 +36,7 @@ struct BenchOptions {
   std::string input_len = "128", output_len = "32";
   int64_t prefix_groups = 0, prefix_len = 0;
   std::string priority_mix, dataset, tokenizer_file, tokenizer_model;
-  bool no_ignore_eos = false;
+  bool no_ignore_eos = false, no_stream = false;
   double temperature = -1;
   uint64_t seed = 0;
   double timeout = 300;
@@ -160,11 +160,16 @@ Status run_bench(const BenchOptions& o) {
   }
   w.dataset = o.dataset;
   w.ignore_eos = !o.no_ignore_eos;
+  w.stream = !o.no_stream;
   if (o.temperature >= 0) w.temperature = o.temperature;
   w.seed = o.seed;
   Slo slo;
   if (!o.slo.empty()) {
     SEEK_ASSIGN_OR_RETURN(slo, parse_slo(o.slo));
+    if (slo.tpot_s && o.no_stream) {
+      return invalid_argument(
+          "--slo tpot=…: TPOT is not defined with --no-stream (use ttft or e2e)");
+    }
   }
   std::unique_ptr<Tokenizer> tokenizer;
   if (!o.tokenizer_file.empty() || !o.tokenizer_model.empty()) {
@@ -231,6 +236,7 @@ Status run_bench(const BenchOptions& o) {
                  {"priority_mix", o.priority_mix},
                  {"dataset", o.dataset},
                  {"ignore_eos", w.ignore_eos},
+                 {"stream", w.stream},
                  {"num_requests", base.num_requests},
                  {"duration_s", base.duration_s},
                  {"warmup", base.warmup},
@@ -363,6 +369,8 @@ void add_bench_command(CLI::App& app, CommandContext& ctx) {
   tm->excludes(tf);
   sub->add_flag("--no-ignore-eos", o->no_ignore_eos,
                 "Do not send ignore_eos (outputs may end before --output-len)");
+  sub->add_flag("--no-stream", o->no_stream,
+                "Non-streaming requests (one JSON answer): TTFT = E2EL, no TPOT or ITL");
   sub->add_option("--temperature", o->temperature, "Sampling temperature to send");
   sub->add_option("--seed", o->seed, "Seed of the synthetic prompts and arrivals")
       ->capture_default_str();

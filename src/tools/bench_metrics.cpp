@@ -85,7 +85,7 @@ Distribution distribution_of(std::vector<double> values) {
 
 namespace {
 double tpot_of(const RequestRecord& r) {
-  if (r.output_tokens <= 1 || r.ttft_s < 0) return -1;
+  if (!r.streamed || r.output_tokens <= 1 || r.ttft_s < 0) return -1;
   return (r.e2e_s - r.ttft_s) / static_cast<double>(r.output_tokens - 1);
 }
 std::string failure_key(const RequestRecord& r) {
@@ -101,6 +101,8 @@ BenchSummary summarize(const std::vector<RequestRecord>& records, double duratio
   std::vector<double> ttft, tpot, itl, e2e;
   std::map<int, std::pair<std::vector<double>, std::vector<double>>> prio;
   int64_t good = 0;
+  s.streamed = records.empty() || std::any_of(records.begin(), records.end(),
+                                              [](const RequestRecord& r) { return r.streamed; });
   for (const RequestRecord& r : records) {
     if (!r.ok) {
       ++s.failed;
@@ -186,8 +188,9 @@ json summary_to_json(const BenchSummary& s) {
   j["total_token_throughput"] = s.total_token_throughput;
   j["goodput"] = s.goodput ? json(*s.goodput) : json(nullptr);
   j["ttft_ms"] = dist_json(s.ttft);
-  j["tpot_ms"] = dist_json(s.tpot);
-  j["itl_ms"] = dist_json(s.itl);
+  j["streamed"] = s.streamed;
+  j["tpot_ms"] = s.streamed ? dist_json(s.tpot) : json(nullptr);  // not defined without a stream
+  j["itl_ms"] = s.streamed ? dist_json(s.itl) : json(nullptr);
   j["e2e_ms"] = dist_json(s.e2e);
   j["by_priority"] = json::object();
   for (const auto& [p, d] : s.by_priority) {
@@ -235,8 +238,16 @@ std::string format_summary(const BenchSummary& s, const Slo& slo) {
     row(fmt::format("P99 {} (ms):", name), fmt::format("{:.2f}", d.p99 * 1e3));
   };
   dist("Time to First Token", "TTFT", s.ttft);
-  dist("Time per Output Token (excl. 1st token)", "TPOT", s.tpot);
-  dist("Inter-token Latency", "ITL", s.itl);
+  if (s.streamed) {
+    dist("Time per Output Token (excl. 1st token)", "TPOT", s.tpot);
+    dist("Inter-token Latency", "ITL", s.itl);
+  } else {
+    section("Time per Output Token (excl. 1st token)");
+    row("TPOT (ms):", "n/a");
+    section("Inter-token Latency");
+    row("ITL (ms):", "n/a");
+    out += "(--no-stream: one answer per request, so TTFT = E2EL; TPOT and ITL are not defined)\n";
+  }
   dist("End-to-end Latency", "E2EL", s.e2e);
   if (!s.by_priority.empty()) {
     section("By priority (median / P99 ms)");

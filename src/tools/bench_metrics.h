@@ -5,6 +5,8 @@
 //   ITL   time between consecutive text chunks of a request (every gap of every request)
 //   TPOT  per request (e2e − TTFT) / (output_tokens − 1), for requests with > 1 output token
 //   E2E   request sent → end of the answer
+// Non-streaming requests (--no-stream): TTFT = E2E (the first text is the whole answer); TPOT and
+// ITL are not defined and are reported as absent.
 //   throughput = completed requests (tokens) / duration, duration = first send → last answer
 //   goodput    = completed requests meeting every SLO given / duration
 // Percentiles interpolate linearly between order statistics (numpy's default).
@@ -34,6 +36,7 @@ struct RequestRecord {
   int64_t prompt_tokens = 0;  // the server's usage, else the workload's count
   int64_t output_tokens = 0;  // the server's usage, else the number of text chunks
   bool usage_from_server = false;
+  bool streamed = true;  // false: one JSON answer (TTFT = e2e, no TPOT or ITL)
 };
 
 struct Slo {
@@ -52,7 +55,8 @@ Distribution distribution_of(std::vector<double> values);
 double percentile_sorted(const std::vector<double>& sorted, double q);
 
 struct BenchSummary {
-  std::string label;  // "concurrency=4", "rate=10/s poisson", …
+  std::string label;     // "concurrency=4", "rate=10/s poisson", …
+  bool streamed = true;  // false when every request was non-streaming: tpot and itl are absent
   double duration_s = 0;
   int64_t completed = 0, failed = 0;
   std::map<std::string, int64_t> failures;  // reason ("HTTP 429", "timed out …") → count

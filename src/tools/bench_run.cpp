@@ -28,9 +28,12 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// The client side of one streaming request: parses the SSE answer as it arrives.
+// The client side of one request: parses the SSE answer as it arrives, or (stream == false) the
+// one JSON answer at its end.
 struct InFlight {
   BenchPrompt prompt;
+  bool stream = true;
+  std::string answer;  // stream == false: the JSON body
   Clock::time_point sent, last_chunk;
   RequestRecord rec;
   SseSplitter sse;
@@ -45,6 +48,14 @@ struct InFlight {
     status = code;
     if (code != 200) return;
     const std::string type = h.header("content-type");
+    if (!stream) {
+      sse_ok = type.find("application/json") != std::string::npos;
+      if (!sse_ok) {
+        protocol_error = fmt::format("not an OpenAI answer (HTTP 200 with Content-Type '{}')",
+                                     type.empty() ? "none" : one_line_excerpt(type, 60));
+      }
+      return;
+    }
     sse_ok = type.find("text/event-stream") != std::string::npos;
     if (!sse_ok) {
       protocol_error = fmt::format("not an OpenAI stream (HTTP 200 with Content-Type '{}')",
@@ -55,6 +66,15 @@ struct InFlight {
   void on_body(std::string_view body) {
     if (status != 200 || !sse_ok) {
       if (error_body.size() < 2048) error_body.append(body.substr(0, 2048 - error_body.size()));
+      return;
+    }
+    if (!stream) {
+      constexpr size_t kMaxAnswer = size_t{64} << 20;
+      if (answer.size() + body.size() > kMaxAnswer) {
+        if (protocol_error.empty()) protocol_error = "answer larger than 64 MiB";
+        return;
+      }
+      answer.append(body);
       return;
     }
     const Clock::time_point now = Clock::now();
@@ -117,8 +137,52 @@ struct InFlight {
     last_chunk = now;
   }
 
+  // A non-streaming answer: {"choices": [...], "usage": {...}}. Its text arrives all at once, so
+  // TTFT = e2e; TPOT and ITL are not defined (rec.streamed = false).
+  void on_answer() {
+    json j = json::parse(answer, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      rec.error = "not an OpenAI answer (not JSON: '" + one_line_excerpt(answer, 60) + "')";
+      return;
+    }
+    if (j.contains("error")) {
+      const json& e = j["error"];
+      rec.error = "error in the answer: " +
+                  (e.is_object() && e.contains("message") && e["message"].is_string()
+                       ? e["message"].get<std::string>()
+                       : e.dump());
+      return;
+    }
+    if (!j.contains("choices") || !j["choices"].is_array()) {
+      rec.error = "not an OpenAI answer (no \"choices\")";
+      return;
+    }
+    rec.ttft_s = rec.e2e_s;
+    rec.ok = true;
+    if (j.contains("usage") && j["usage"].is_object()) {
+      const json& u = j["usage"];
+      if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer() &&
+          u.contains("completion_tokens") && u["completion_tokens"].is_number_integer()) {
+        rec.prompt_tokens = u["prompt_tokens"].get<int64_t>();
+        rec.output_tokens = u["completion_tokens"].get<int64_t>();
+        rec.usage_from_server = true;
+        return;
+      }
+    }
+    // No usage: the prompt's own count, and one "chunk" per choice that carries text.
+    rec.prompt_tokens = std::max<int64_t>(prompt.input_tokens, 0);
+    for (const json& c : j["choices"]) {
+      const bool text = (c.contains("text") && c["text"].is_string() &&
+                         !c["text"].get_ref<const std::string&>().empty()) ||
+                        (c.contains("message") && c["message"].is_object() &&
+                         c["message"].contains("content") && c["message"]["content"].is_string());
+      if (text) ++rec.output_tokens;
+    }
+  }
+
   void on_done(const LoadgenOutcome& out) {
     rec.e2e_s = seconds_between(sent, Clock::now());
+    rec.streamed = stream;
     rec.http_status = out.status;
     rec.priority = prompt.priority;
     if (!out.error.empty()) {
@@ -134,6 +198,8 @@ struct InFlight {
       }
     } else if (!protocol_error.empty()) {
       rec.error = protocol_error;
+    } else if (!stream) {
+      on_answer();
     } else if (!got_done) {
       rec.error = "the stream ended without 'data: [DONE]'";
     } else {
@@ -193,6 +259,7 @@ struct Runner {
 
   void send_one() {
     auto f = std::make_shared<InFlight>();
+    f->stream = workload.options().stream;
     f->prompt = workload.make(next_index++);
     ++issued;
     LoadgenRequest req;
@@ -285,7 +352,7 @@ struct Runner {
     const std::string bar = std::string(static_cast<size_t>(filled), '#') +
                             std::string(static_cast<size_t>(width - filled), '.');
     const std::string text = fmt::format(
-        "{} [{}] {} done{} ({} failed), {} in flight, {:.3g} req/s, {:.1f}s",
+        "{} [{}] {}{} done ({} failed), {} in flight, {:.3g} req/s, {:.1f}s",
         warming ? fmt::format("warm-up ({} at once)", concurrency) : shape.label, bar, finished,
         target > 0 ? fmt::format("/{}", target) : "", failed, client.in_flight(),
         elapsed > 0 ? static_cast<double>(ok) / elapsed : 0.0, elapsed);

@@ -258,8 +258,8 @@ BenchPrompt Workload::make(int64_t index) const {
     }
   }
   body["max_tokens"] = max_tokens;
-  body["stream"] = true;
-  body["stream_options"] = {{"include_usage", true}};
+  body["stream"] = o.stream;
+  if (o.stream) body["stream_options"] = {{"include_usage", true}};
   if (o.ignore_eos) body["ignore_eos"] = true;
   if (o.temperature) body["temperature"] = *o.temperature;
   if (priority) body["priority"] = *priority;

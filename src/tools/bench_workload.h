@@ -42,6 +42,7 @@ struct WorkloadOptions {
   PriorityMix priorities;
   std::string dataset;  // JSONL file of {"prompt"} or {"messages"}
   bool ignore_eos = true;
+  bool stream = true;  // false: "stream": false, one JSON answer per request
   std::optional<double> temperature;
   uint64_t seed = 0;
 };

@@ -199,6 +199,17 @@ Result<ModelSource> load_model_source(const std::string& model) {
     if (t.name.find(".attn_k_b.") != std::string::npos) src.mla_split = true;
     src.stored.push_back(p);
   }
+  // The loader reads the whole file, metadata included, and keeps the parsed metadata.
+  uint64_t tensor_bytes = 0;
+  for (const GgufTensorInfo& t : file.tensors()) tensor_bytes += t.n_bytes;
+  const uint64_t file_bytes = fs::file_size(model, ec);
+  if (!ec && file_bytes > tensor_bytes) src.gguf_extra_bytes = file_bytes - tensor_bytes;
+  for (const auto& [key, value] : file.metadata()) {
+    if (value.type != GgufType::kArray) continue;
+    src.gguf_array_elements += static_cast<int64_t>(value.array.size());
+    if (key == "tokenizer.ggml.tokens")
+      src.tokenizer_entries = static_cast<int64_t>(value.array.size());
+  }
   return src;
 }
 
@@ -318,7 +329,22 @@ struct Variable {
   int64_t ctx_allocated = 0;
   uint64_t kv_bytes = 0;
   ActivationBytes act;
+  std::optional<ServeBytes> serve;
 };
+
+// What `seekserve serve` holds beyond the engine for `batch` sequences of `ctx` tokens
+// (src/server/http_server.cpp sizes its thread pool as below).
+ServeBytes serve_bytes(const ModelConfig& c, const EstimateOptions& o, int64_t batch, int64_t ctx) {
+  ServeBytes s;
+  const int64_t batch_limit = batch > INT64_MAX / 8 ? INT64_MAX / 8 : 4 * batch;
+  s.http_threads = o.http_threads > 0 ? o.http_threads : batch_limit + o.max_queue + 8;
+  s.thread_starts = u(s.http_threads) * kHttpThreadStartBytes;
+  s.requests_in_flight = u(batch) * kRequestInFlightBytes;
+  s.per_sequence = u(batch) * (u(c.vocab_size) / 8 + u(ctx) * 8);
+  s.runtime = kServeRuntimeBytes;
+  s.total = s.thread_starts + s.requests_in_flight + s.per_sequence + s.runtime;
+  return s;
+}
 
 struct Planner {
   const ModelConfig& c;
@@ -337,11 +363,12 @@ struct Planner {
                                         : std::min<int64_t>(all, kDefaultStepTokens);
     const int64_t n_out = o.all_logits ? T : std::min(batch, T);
     v.act = activation_bytes(c, T, n_out, ctx, threads, linear_dtype, lm_head_dtype);
+    if (o.serve) v.serve = serve_bytes(c, o, batch, ctx);
     return v;
   }
   uint64_t total(uint64_t fixed, int64_t batch, int64_t ctx) const {
     const Variable v = at(batch, ctx);
-    return fixed + v.kv_bytes + v.act.peak;
+    return fixed + v.kv_bytes + v.act.peak + (v.serve ? v.serve->total : 0);
   }
 };
 
@@ -379,6 +406,9 @@ Result<Estimate> estimate_memory(const ModelSource& src, const EstimateOptions& 
                             o.batch, o.ctx);
   }
   if (o.threads < 0) return invalid_argument("--threads: {} must not be negative", o.threads);
+  if (o.max_queue < 0) return invalid_argument("--max-queue: {} must not be negative", o.max_queue);
+  if (o.http_threads < 0)
+    return invalid_argument("--http-threads: {} must not be negative", o.http_threads);
   if (o.kv_block_size < 1) return invalid_argument("KV block size must be positive");
   if (o.kv_dtype != DType::kF32 && o.kv_dtype != DType::kBF16 && o.kv_dtype != DType::kF8E4M3) {
     return invalid_argument("--kv-dtype: {} is not f32, bf16 or fp8", dtype_name(o.kv_dtype));
@@ -470,10 +500,16 @@ Result<Estimate> estimate_memory(const ModelSource& src, const EstimateOptions& 
   }
   // Sampler (src/engine/sampler.cpp): valid-token mask, index (i32) and probability (f64) arrays.
   ov.sampler = u(c.vocab_size) * 13;
-  ov.baseline = o.baseline;
-  if (src.kind == "gguf" && o.baseline > 0) ov.gguf_metadata = kGgufMetadataBytes;
-  ov.total = ov.norms_f32 + ov.biases_f32 + ov.router_f32 + ov.mla_absorbed_f32 + ov.sampler +
-             ov.gguf_metadata + ov.baseline;
+  if (o.process) {
+    ov.code = kCodePagesBytes;
+    const int64_t entries = src.tokenizer_entries > 0 ? src.tokenizer_entries : c.vocab_size;
+    ov.tokenizer = u(entries) * kTokenizerBytesPerEntry;
+    ov.gguf_file = src.gguf_extra_bytes;
+    ov.gguf_metadata = u(src.gguf_array_elements) * kGgufMetadataBytesPerElement;
+    ov.baseline = ov.code + ov.tokenizer + ov.gguf_file + ov.gguf_metadata;
+  }
+  ov.total =
+      ov.norms_f32 + ov.biases_f32 + ov.router_f32 + ov.mla_absorbed_f32 + ov.sampler + ov.baseline;
 
   e.kv_width = KvCache::width_for(c);
   e.kv_bytes_per_token =
@@ -487,8 +523,9 @@ Result<Estimate> estimate_memory(const ModelSource& src, const EstimateOptions& 
   e.ctx_allocated = v.ctx_allocated;
   e.kv_bytes = v.kv_bytes;
   e.activations = v.act;
+  e.serve = v.serve;
   const uint64_t fixed = e.weight_bytes + ov.total;
-  e.total = fixed + e.kv_bytes + e.activations.peak;
+  e.total = fixed + e.kv_bytes + e.activations.peak + (e.serve ? e.serve->total : 0);
 
   if (o.memory) {
     const uint64_t m = *o.memory;
@@ -560,7 +597,7 @@ json estimate_to_json(const Estimate& e) {
       {"weights", weights},
       {"weight_bytes", e.weight_bytes},
       {"embedding_bytes", e.embedding_bytes},
-      {"anonymous_bytes", e.total - e.weight_bytes},
+      {"anonymous_bytes", e.total - e.overhead.code},
       {"kv_cache",
        {{"values_per_token_per_layer", e.kv_width},
         {"layers", e.config.num_hidden_layers},
@@ -583,9 +620,19 @@ json estimate_to_json(const Estimate& e) {
         {"router_f32", o.router_f32},
         {"mla_absorbed_f32", o.mla_absorbed_f32},
         {"sampler", o.sampler},
+        {"code", o.code},
+        {"tokenizer", o.tokenizer},
+        {"gguf_file", o.gguf_file},
         {"gguf_metadata", o.gguf_metadata},
         {"process_baseline", o.baseline},
         {"total", o.total}}},
+      {"serve", e.serve ? json{{"http_threads", e.serve->http_threads},
+                               {"thread_starts", e.serve->thread_starts},
+                               {"requests_in_flight", e.serve->requests_in_flight},
+                               {"per_sequence", e.serve->per_sequence},
+                               {"runtime", e.serve->runtime},
+                               {"total", e.serve->total}}
+                        : json(nullptr)},
       {"total_bytes", e.total},
       {"rule_of_thumb",
        {{"formula", "params_billion * 2 GB + batch * seq * 0.5 GB (GB = 1e9 bytes)"},
@@ -645,10 +692,19 @@ std::string format_estimate(const Estimate& e) {
       gib(a.moe), gib(a.output), gib(a.peak));
   const OverheadBytes& o = e.overhead;
   out += fmt::format(
-      "overhead: f32 norms {}, biases {}, router {}, MLA W_UKᵀ/W_UV {}, sampler {}, GGUF "
-      "metadata {}, process baseline {} → {}\n",
+      "overhead: f32 norms {}, biases {}, router {}, MLA W_UKᵀ/W_UV {}, sampler {}; process: "
+      "code {}, tokenizer {}, GGUF header {}, GGUF parsed metadata {} → {}\n",
       gib(o.norms_f32), gib(o.biases_f32), gib(o.router_f32), gib(o.mla_absorbed_f32),
-      gib(o.sampler), gib(o.gguf_metadata), gib(o.baseline), gib(o.total));
+      gib(o.sampler), gib(o.code), gib(o.tokenizer), gib(o.gguf_file), gib(o.gguf_metadata),
+      gib(o.total));
+  if (e.serve) {
+    const ServeBytes& s = *e.serve;
+    out += fmt::format(
+        "serve: {} HTTP threads started {}, {} requests in flight {}, per sequence {}, runtime "
+        "{} → {}\n",
+        s.http_threads, gib(s.thread_starts), e.batch, gib(s.requests_in_flight),
+        gib(s.per_sequence), gib(s.runtime), gib(s.total));
+  }
   out += fmt::format("\ntotal: {} ({:.2f} GB)\n", gib(e.total), static_cast<double>(e.total) / 1e9);
   if (e.memory) {
     out += fmt::format(
@@ -697,6 +753,14 @@ void add_estimate_command(CLI::App& app, CommandContext& ctx) {
   sub->add_flag("--all-logits", o->estimate.all_logits,
                 "Logits for every step token (logits, perplexity), not one per sequence");
   sub->add_option("--threads", o->estimate.threads, "Worker threads (0 = this machine's cores)")
+      ->capture_default_str();
+  sub->add_flag("--serve", o->estimate.serve,
+                "Plan for `seekserve serve` with --batch = its --max-num-seqs: add its HTTP "
+                "threads, requests in flight and per-sequence state");
+  sub->add_option("--max-queue", o->estimate.max_queue, "With --serve: serve's --max-queue")
+      ->capture_default_str();
+  sub->add_option("--http-threads", o->estimate.http_threads,
+                  "With --serve: serve's --http-threads (0 = 4 × batch + max-queue + 8)")
       ->capture_default_str();
   auto* mem = sub->add_option("--memory", o->memory, "Memory budget: 24GiB, 80GB, 512MiB, bytes");
   auto* gpus = sub->add_option("--gpus", o->gpus, "Devices as COUNTxSIZE (8x80GiB = the total)");

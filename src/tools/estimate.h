@@ -65,18 +65,43 @@ struct ModelSource {
   ModelConfig config;
   std::vector<PlannedTensor> stored;  // the file's tensors as stored ("hf", "gguf")
   bool mla_split = false;             // GGUF with attn_k_b/attn_v_b: no owned W_UKᵀ/W_UV copies
+  int64_t tokenizer_entries = 0;      // GGUF: tokens in the file's tokenizer (0: vocab_size)
+  uint64_t gguf_extra_bytes = 0;      // GGUF: file bytes that are not tensors (header, metadata)
+  int64_t gguf_array_elements = 0;    // GGUF: elements of the metadata arrays
 };
 Result<ModelSource> load_model_source(const std::string& model);
 
-// The process baseline: the binary, its libraries and the DeepSeek-V3 tokenizer in memory. Measured
-// (docs/BENCHMARKS.md, "Estimate vs measured"): `generate` on the tiny HF presets holds 52.7 MiB
-// anonymous + ~4.5 MiB of binary and library pages at its peak, of which ~2.4 MiB are the engine's
-// counted buffers (KV, activations, owned copies). A model with a larger vocabulary (Qwen2's
-// 151,936) holds a proportionally larger tokenizer: treat this as ±10 MiB.
-inline constexpr uint64_t kProcessBaselineBytes = uint64_t{55} << 20;
-// A GGUF model also keeps its parsed metadata (the tokenizer's token and merge strings a second
-// time): measured +18 MiB over the HF form of tiny-v3 (V3 tokenizer).
-inline constexpr uint64_t kGgufMetadataBytes = uint64_t{18} << 20;
+// The process baseline, term by term. The sizes per item are measured (docs/BENCHMARKS.md,
+// "Estimate vs measured" and "Estimate vs a loaded server"); the counts come from the model and
+// the serving configuration.
+//
+// Code: the binary's and its libraries' resident pages (file-backed): Rss − Anonymous of
+// `generate` and of an idle `serve`, 10.0–10.4 MiB.
+inline constexpr uint64_t kCodePagesBytes = uint64_t{10} << 20;
+// The tokenizer and the heap around it, per vocabulary entry: id → string and string → id
+// tables, the merge ranks (a BPE vocabulary has about as many merges as tokens), the
+// TokenizerData the weights keep, the heap they fragment. 48.3 MiB anonymous for the
+// DeepSeek-V3 tokenizer's 129,280 entries (tiny presets, `generate`).
+inline constexpr uint64_t kTokenizerBytesPerEntry = 392;
+// A GGUF keeps its parsed metadata alive: per element of its metadata arrays (token strings,
+// token types, merges). 18 MiB for the 386,301 elements of the V3 tokenizer's arrays.
+inline constexpr uint64_t kGgufMetadataBytesPerElement = 48;
+// `serve` only. Every HTTP worker thread touches its first stack pages, its struct pthread and
+// its static TLS when it starts, whether it ever serves a request: 3 pages (12.4 KiB measured:
+// an idle server with 1,000 threads against 8).
+inline constexpr uint64_t kHttpThreadStartBytes = uint64_t{12} << 10;
+// `serve` only, per request in flight: the deeper stack and the malloc arena pages of the HTTP
+// thread that serves it (glibc gives each thread an arena, up to 8 per core). Small: within the
+// noise of the measurements at 1, 8 and 16 requests in flight.
+inline constexpr uint64_t kRequestInFlightBytes = uint64_t{64} << 10;
+// `serve` only: the HTTP server and its listener, the engine and signal threads, the metrics
+// registry, and the request path's code and heap first touched by a request. Measured: a loaded
+// server less the engine's terms above, with 24 HTTP threads, at 1, 8 and 16 requests in flight:
+// 8.1–9.3 MiB.
+inline constexpr uint64_t kServeRuntimeBytes = uint64_t{8} << 20;
+// serve's defaults (src/tools/serve.cpp): --max-queue, and HTTP threads = --max-num-seqs-limit
+// (4 × --max-num-seqs) + --max-queue + 8.
+inline constexpr int64_t kServeMaxQueue = 256;
 
 struct EstimateOptions {
   std::optional<DType> precision;  // weights; nullopt = as stored (file) or the config's dtype
@@ -87,8 +112,12 @@ struct EstimateOptions {
   bool all_logits = false;     // logits for every step token (logits/perplexity), else one per seq
   int64_t threads = 0;         // workers (per-thread attention scratch); 0 = this machine's cores
   int64_t kv_block_size = 16;  // the engine's KV block (src/engine/session.cpp)
-  std::optional<uint64_t> memory;             // budget in bytes
-  uint64_t baseline = kProcessBaselineBytes;  // measured process baseline
+  std::optional<uint64_t> memory;  // budget in bytes
+  bool process = true;             // count the process baseline (code, tokenizer, metadata)
+  // Plan for `seekserve serve` (HTTP threads, requests in flight) with batch = --max-num-seqs.
+  bool serve = false;
+  int64_t max_queue = kServeMaxQueue;  // serve's --max-queue
+  int64_t http_threads = 0;            // serve's --http-threads (0 = 4·batch + max_queue + 8)
 };
 
 struct WeightClassBytes {
@@ -118,8 +147,22 @@ struct OverheadBytes {
   uint64_t router_f32 = 0;        // MoE gate + correction bias copied to f32
   uint64_t mla_absorbed_f32 = 0;  // HF / fused-GGUF MLA: per-head W_UKᵀ and W_UV in f32
   uint64_t sampler = 0;           // per-vocab index/probability arrays
-  uint64_t gguf_metadata = 0;     // GGUF: the parsed metadata kept alive (measured constant)
-  uint64_t baseline = 0;          // process baseline (measured constant)
+  // The process baseline (EstimateOptions::process), see the constants above.
+  uint64_t code = 0;           // binary and library pages
+  uint64_t tokenizer = 0;      // entries × kTokenizerBytesPerEntry
+  uint64_t gguf_file = 0;      // GGUF: header and metadata bytes of the file, read with it
+  uint64_t gguf_metadata = 0;  // GGUF: array elements × kGgufMetadataBytesPerElement
+  uint64_t baseline = 0;       // code + tokenizer + gguf_file + gguf_metadata
+  uint64_t total = 0;          // everything above (the serve terms are in ServeBytes)
+};
+
+// What `seekserve serve` holds beyond the engine (EstimateOptions::serve); grows with batch.
+struct ServeBytes {
+  int64_t http_threads = 0;
+  uint64_t thread_starts = 0;       // http_threads × kHttpThreadStartBytes
+  uint64_t requests_in_flight = 0;  // batch × kRequestInFlightBytes
+  uint64_t per_sequence = 0;        // batch × (sampler mask vocab/8 + token ids ctx × 8 B)
+  uint64_t runtime = 0;             // kServeRuntimeBytes
   uint64_t total = 0;
 };
 
@@ -148,6 +191,7 @@ struct Estimate {
   uint64_t kv_bytes = 0;  // batch × ctx_allocated × per token
   ActivationBytes activations;
   OverheadBytes overhead;
+  std::optional<ServeBytes> serve;
   uint64_t total = 0;
   std::optional<uint64_t> memory;
   bool fits = false;

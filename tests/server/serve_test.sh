@@ -1,35 +1,18 @@
 #!/usr/bin/env bash
 # Starts `seekserve serve` on free ports with a tiny model and drives it with the official
 # OpenAI npm client (tests/server/openai_client.test.mjs), checks /metrics with promtool, and
-# checks that SIGTERM drains and exits 0. The servers are always killed (trap).
-set -euo pipefail
-BIN=${SEEKSERVE_BINARY:?}
+# checks that SIGTERM drains and exits 0. The servers are always killed (tests/lib/common.sh).
+source "$(dirname "$0")/../lib/common.sh"
 SRC=${SEEKSERVE_SOURCE_DIR:?}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+tmp=$TEST_TMP
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
 
-# start NAME ARGS...: starts a server, waits for its URL line, sets URL and PID.
+# start NAME ARGS...: a tiny-v3 server (tests/lib/common.sh start_serve); sets URL and PID.
 start() {
   local name=$1
   shift
-  "$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --kv-blocks 512 "$@" \
-    >"$tmp/$name.out" 2>"$tmp/$name.log" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 1 300); do
-    URL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$name.out" | head -1)
-    [[ -n "$URL" ]] && return 0
-    kill -0 "$PID" 2>/dev/null || { cat "$tmp/$name.log"; echo "server $name died"; exit 1; }
-    sleep 0.1
-  done
-  echo "server $name did not start"; cat "$tmp/$name.log"; exit 1
+  start_serve "$name" "$tmp/tiny-v3" --threads 1 --kv-blocks 512 "$@"
 }
 
 start main --api-key test-key --max-num-seqs 32 --max-queue 64

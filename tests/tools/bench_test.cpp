@@ -123,6 +123,27 @@ TEST(BenchMetrics, PercentilesInterpolateLikeNumpy) {
   EXPECT_EQ(distribution_of({}).n, 0u);
 }
 
+TEST(BenchMetrics, NonStreamingHasNoTpotOrItl) {
+  // --no-stream: the answer comes whole, TTFT = e2e; TPOT and ITL are absent, not zero.
+  std::vector<RequestRecord> recs(2);
+  recs[0] = {true, 200, "", "", 0, 0, 0.5, 0.5, {}, 20, 8, true, false};
+  recs[1] = {true, 200, "", "", 0, 0, 0.7, 0.7, {}, 20, 8, true, false};
+  const BenchSummary s = summarize(recs, 1.0, Slo{});
+  EXPECT_FALSE(s.streamed);
+  EXPECT_EQ(s.tpot.n, 0u);
+  EXPECT_EQ(s.itl.n, 0u);
+  EXPECT_DOUBLE_EQ(s.ttft.median, s.e2e.median);
+  const json j = summary_to_json(s);
+  EXPECT_FALSE(j["streamed"].get<bool>());
+  EXPECT_TRUE(j["tpot_ms"].is_null());
+  EXPECT_TRUE(j["itl_ms"].is_null());
+  EXPECT_EQ(j["ttft_ms"]["n"], 2);
+  const std::string table = format_summary(s, Slo{});
+  EXPECT_NE(table.find("TPOT (ms):"), std::string::npos);
+  EXPECT_NE(table.find("n/a"), std::string::npos);
+  EXPECT_EQ(table.find("Mean TPOT"), std::string::npos);
+}
+
 TEST(BenchMetrics, SummaryFollowsVllmDefinitions) {
   std::vector<RequestRecord> recs(4);
   // 1: ttft 0.1, e2e 1.1, 11 tokens -> tpot 0.1; 2: ttft 0.6 (misses ttft SLO), tpot 0.02

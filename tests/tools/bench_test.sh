@@ -4,29 +4,14 @@
 # histogram buckets (one bucket of slack), --json carries every figure, a sweep writes a valid
 # SVG (parsed by python3's XML parser), shared prefixes hit the server's prefix cache; and bad
 # targets (a refused port, a server that never answers, a server that is not OpenAI) end with a
-# clear message, exit 1 and the partial figures. Servers are always killed (trap).
-set -euo pipefail
-BIN=${SEEKSERVE_BINARY:?}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# clear message, exit 1 and the partial figures; --no-stream (TTFT = e2e, no TPOT/ITL); the live
+# progress line on a terminal (under script(1)'s pty) and plain lines otherwise. Servers are
+# always killed (tests/lib/common.sh).
+source "$(dirname "$0")/../lib/common.sh"
+tmp=$TEST_TMP
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
-"$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --kv-blocks 512 --max-num-seqs 8 \
-  >"$tmp/serve.out" 2>"$tmp/serve.log" &
-pids+=($!)
-URL=
-for _ in $(seq 1 300); do
-  URL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/serve.out" | head -1)
-  [[ -n "$URL" ]] && break
-  sleep 0.1
-done
-[[ -n "$URL" ]] || { echo "server did not start"; cat "$tmp/serve.log"; exit 1; }
+start_serve serve "$tmp/tiny-v3" --threads 1 --kv-blocks 512 --max-num-seqs 8
 
 # 1. Counts and percentiles against the server's own metrics.
 curl -sf "$URL/metrics" >"$tmp/m0.txt"
@@ -130,7 +115,60 @@ assert set(r['by_priority']) == {'0', '5'}, r['by_priority']
 print('chat, prefixes, priorities ok')
 EOF
 
-# 4. Bad targets: a clear message, exit 1, partial figures in --json.
+# 4. --no-stream: one JSON answer per request. Counts still reconcile with the server's metrics;
+# TTFT is the whole request (= e2e), TPOT and ITL are absent (null), not zero.
+curl -sf "$URL/metrics" >"$tmp/m4.txt"
+"$BIN" bench --url "$URL" --no-stream -c 2 -n 6 --warmup 1 --input-len 20 --output-len 5 \
+  -m "$tmp/tiny-v3" --json "$tmp/nostream.json" --progress none >"$tmp/nostream.txt"
+curl -sf "$URL/metrics" >"$tmp/m5.txt"
+grep -q "Successful requests: *6" "$tmp/nostream.txt"
+grep -q "TPOT (ms): *n/a" "$tmp/nostream.txt"
+grep -q "ITL (ms): *n/a" "$tmp/nostream.txt"
+$PY - "$tmp/m4.txt" "$tmp/m5.txt" "$tmp/nostream.json" <<'EOF'
+import json, sys
+def counter(path, name):
+    return sum(float(l.split()[-1]) for l in open(path) if l.startswith(name + ' '))
+d = lambda name: counter(sys.argv[2], name) - counter(sys.argv[1], name)
+r = json.load(open(sys.argv[3]))
+w = r['warmup']
+assert r['config']['stream'] is False and r['streamed'] is False, r['config']
+assert r['completed'] == 6 and r['failed'] == 0, r
+assert r['tpot_ms'] is None and r['itl_ms'] is None, (r['tpot_ms'], r['itl_ms'])
+assert r['ttft_ms']['n'] == 6
+for stat in ['mean', 'median', 'p90', 'p99', 'min', 'max']:
+    assert r['ttft_ms'][stat] == r['e2e_ms'][stat], stat
+assert r['token_counts_from_server_usage'] is True
+assert r['total_input_tokens'] == 6 * 20 and r['total_output_tokens'] == 6 * 5, r
+assert d('seekserve_requests_total{code="200"}') == r['completed'] + w['completed']
+assert d('seekserve_prompt_tokens_total') == r['total_input_tokens'] + w['input_tokens']
+assert d('seekserve_generation_tokens_total') == r['total_output_tokens'] + w['output_tokens']
+print('no-stream ok')
+EOF
+rc=0
+"$BIN" bench --url "$URL" --no-stream --slo tpot=50ms -n 1 2>"$tmp/bad.err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q "no-stream" "$tmp/bad.err" || fail "--no-stream with a TPOT SLO: exit $rc"
+
+# 5. Progress: on a terminal (script(1) gives bench a pty) a live line redrawn in place
+# ("\r\033[K" before each update, a newline after the last); otherwise plain lines, no "\r".
+script -qfec "'$BIN' bench --url '$URL' -m '$tmp/tiny-v3' -c 2 -n 8 --warmup 0 --input-len 16 \
+  --output-len 4" "$tmp/tty.txt" </dev/null >/dev/null
+"$BIN" bench --url "$URL" -m "$tmp/tiny-v3" -c 2 -n 8 --warmup 0 --input-len 16 --output-len 4 \
+  >"$tmp/lines.out" 2>"$tmp/lines.err"
+$PY - "$tmp/tty.txt" "$tmp/lines.err" <<'EOF'
+import re, sys
+tty = open(sys.argv[1], encoding='utf-8', errors='replace', newline='').read()
+updates = re.findall(r'\r\x1b\[K(concurrency=2 \[[#.]{24}\] \d+/8 done[^\r\n]*)', tty)
+assert updates, 'no live progress line on the terminal: %r' % tty[:400]
+assert re.search(r'\r\x1b\[Kconcurrency=2 \[#{24}\] 8/8 done \(0 failed\)[^\r\n]*\r?\n', tty), \
+    'the last update is not the finished bar followed by a newline'
+assert 'Successful requests:' in tty
+lines = open(sys.argv[2], newline='').read()
+assert '\r' not in lines and '\x1b' not in lines, 'terminal codes when stderr is a file: %r' % lines
+assert re.search(r'^concurrency=2 \[#{24}\] 8/8 done \(0 failed\)', lines, re.M), lines
+print(f'progress ok ({len(updates)} live updates on the terminal)')
+EOF
+
+# 6. Bad targets: a clear message, exit 1, partial figures in --json.
 expect_fail() {  # NAME PATTERN ARGS...
   local name=$1 pattern=$2
   shift 2
@@ -142,7 +180,7 @@ expect_fail() {  # NAME PATTERN ARGS...
     { echo "$name: no '$pattern' in:"; cat "$tmp/$name.err"; exit 1; }
   [[ $(wc -l <"$tmp/$name.err") -le 3 ]] || { echo "$name: message too long"; cat "$tmp/$name.err"; exit 1; }
 }
-free_port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port=$(free_port)
 expect_fail refused "connection refused" --url "http://127.0.0.1:$free_port" --model x -c 2 -n 8 --warmup 0
 grep -q '"aborted": true' "$tmp/refused.json"
 grep -q "Failed requests: *2" "$tmp/refused.out"
@@ -157,8 +195,8 @@ conns = []
 while True:
     c, _ = s.accept(); conns.append(c)
 ' >"$tmp/hang.port" &
-pids+=($!)
-for _ in $(seq 1 50); do [[ -s "$tmp/hang.port" ]] && break; sleep 0.1; done
+track_pid $!
+wait_for_file "$tmp/hang.port"
 expect_fail hang "timed out after 2s" --url "http://127.0.0.1:$(cat "$tmp/hang.port")" \
   --model x -c 2 -n 6 --warmup 0 --timeout 2
 $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["aborted"] and r["failed"]==2, r' \
@@ -167,9 +205,9 @@ $PY -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["aborted"] and
 # An HTTP server that is not OpenAI: the probe says so; forced on, its 501s are reported.
 mkdir -p "$tmp/www"
 (cd "$tmp/www" && exec $PY -u -m http.server 0 --bind 127.0.0.1 >"$tmp/www.out" 2>&1) &
-pids+=($!)
+track_pid $!
 www=
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
   www=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$tmp/www.out" | head -1)
   [[ -n "$www" ]] && break
   sleep 0.1

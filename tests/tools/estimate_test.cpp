@@ -22,7 +22,7 @@ ModelSource preset(const std::string& name) {
 
 Estimate run(const std::string& name, EstimateOptions o = {}) {
   o.threads = 2;
-  o.baseline = 0;
+  o.process = false;
   auto e = estimate_memory(preset(name), o);
   EXPECT_TRUE(e.ok()) << e.status().message();
   return *e;
@@ -170,6 +170,62 @@ TEST(EstimateTest, OverheadCountsTheEnginesCopies) {
   EXPECT_EQ(e.overhead.router_f32, uint64_t{58} * (256 * 7168 + 256) * 4);
   EXPECT_EQ(run("r1-distill-qwen-1.5b").overhead.mla_absorbed_f32, 0u);
   EXPECT_EQ(run("r1-distill-qwen-1.5b").overhead.biases_f32, uint64_t{28} * (1536 + 512) * 4);
+}
+
+TEST(EstimateTest, ProcessBaselineTermByTerm) {
+  EstimateOptions o;
+  o.threads = 2;
+  // A preset has no tokenizer file: one tokenizer entry per vocabulary id.
+  Estimate e = *estimate_memory(preset("tiny-v3"), o);
+  EXPECT_EQ(e.overhead.code, kCodePagesBytes);
+  EXPECT_EQ(e.overhead.tokenizer, uint64_t{129280} * kTokenizerBytesPerEntry);
+  EXPECT_EQ(e.overhead.gguf_file, 0u);
+  EXPECT_EQ(e.overhead.gguf_metadata, 0u);
+  EXPECT_EQ(e.overhead.baseline, e.overhead.code + e.overhead.tokenizer);
+  EXPECT_EQ(run("tiny-v3").overhead.baseline, 0u);
+  // A GGUF: the tokenizer's own size, the file's non-tensor bytes and its metadata arrays.
+  ModelSource gguf = preset("tiny-v3");
+  gguf.kind = "gguf";
+  gguf.tokenizer_entries = 1000;
+  gguf.gguf_extra_bytes = 12345;
+  gguf.gguf_array_elements = 3000;
+  e = *estimate_memory(gguf, o);
+  EXPECT_EQ(e.overhead.tokenizer, 1000 * kTokenizerBytesPerEntry);
+  EXPECT_EQ(e.overhead.gguf_file, 12345u);
+  EXPECT_EQ(e.overhead.gguf_metadata, 3000 * kGgufMetadataBytesPerElement);
+  EXPECT_EQ(e.total, e.weight_bytes + e.kv_bytes + e.activations.peak + e.overhead.total);
+}
+
+TEST(EstimateTest, ServeAddsItsThreadsAndRequests) {
+  EstimateOptions o;
+  o.batch = 16;
+  o.ctx = 128;
+  const Estimate engine = run("tiny-qwen2", o);
+  EXPECT_FALSE(engine.serve.has_value());
+  o.serve = true;
+  const Estimate e = run("tiny-qwen2", o);
+  ASSERT_TRUE(e.serve.has_value());
+  const ServeBytes& s = *e.serve;
+  EXPECT_EQ(s.http_threads, 4 * 16 + kServeMaxQueue + 8);  // serve's default pool
+  EXPECT_EQ(s.thread_starts, uint64_t(4 * 16 + kServeMaxQueue + 8) * kHttpThreadStartBytes);
+  EXPECT_EQ(s.requests_in_flight, 16 * kRequestInFlightBytes);
+  EXPECT_EQ(s.per_sequence, uint64_t{16} * (129280 / 8 + 128 * 8));
+  EXPECT_EQ(s.runtime, kServeRuntimeBytes);
+  EXPECT_EQ(s.total, s.thread_starts + s.requests_in_flight + s.per_sequence + s.runtime);
+  EXPECT_EQ(e.total, engine.total + s.total);
+  o.http_threads = 40;
+  o.max_queue = 10;
+  EXPECT_EQ(run("tiny-qwen2", o).serve->http_threads, 40);
+  o.http_threads = 0;
+  EXPECT_EQ(run("tiny-qwen2", o).serve->http_threads, 4 * 16 + 10 + 8);
+  // The fit search counts what serve adds per sequence: the largest batch is the last that fits.
+  o.memory = e.total + 64 * (kRequestInFlightBytes + 4 * kHttpThreadStartBytes);
+  const Estimate fit = run("tiny-qwen2", o);
+  EstimateOptions at = o;
+  at.batch = fit.max_batch;
+  EXPECT_LE(run("tiny-qwen2", at).total, *o.memory);
+  at.batch = fit.max_batch + 1;
+  EXPECT_GT(run("tiny-qwen2", at).total, *o.memory);
 }
 
 TEST(EstimateTest, LargestBatchAndContextThatFit) {

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # estimate through the real binary: the published shapes, --json, bad input (exit 2 naming the
-# field), and the estimate against the measured peak RSS of the engine on the tiny presets.
-set -euo pipefail
-bin=${SEEKSERVE_BINARY:?}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# field), the estimate against the measured peak RSS of the engine on the tiny presets, and
+# `estimate --serve` against a tiny model's `seekserve serve` under a short full load.
+source "$(dirname "$0")/../lib/common.sh"
+bin=$BIN
+tmp=$TEST_TMP
 
 "$bin" estimate deepseek-v3 --dtype fp8 --kv-dtype bf16 --batch 64 --ctx 2048 --gpus 8x141GiB \
   --json > "$tmp/v3.json"
@@ -50,6 +49,8 @@ expect_bad "--memory" tiny-v3 --memory lots
 expect_bad "--gpus" tiny-v3 --gpus 80GiB
 expect_bad "--dtype" tiny-v3 --dtype q9
 expect_bad "--kv-dtype" tiny-v3 --kv-dtype q8_0
+expect_bad "--http-threads" tiny-v3 --serve --http-threads -1
+expect_bad "--max-queue" tiny-v3 --serve --max-queue -5
 printf '{"architectures": ["LlamaForCausalLM"], ' > "$tmp/config.json"
 expect_bad "config.json" "$tmp/config.json"
 
@@ -58,7 +59,7 @@ expect_bad "config.json" "$tmp/config.json"
 # in memory, so the engine reads their weights into a private copy (README "Where the weights
 # live"): every weight is resident and anonymous. Checks:
 #   the anonymous memory (weights, KV, activations, tokenizer, heap) within ±10% of the
-#   estimate's total less the ~4.5 MiB of binary pages (file-backed);
+#   estimate's total less its code pages (binary and libraries, file-backed);
 #   the peak RSS within ±10% of the estimate.
 prompt="The quick brown fox jumps over the lazy dog. In the beginning was the word, and the word was with the model."
 cat > "$tmp/poll.py" <<'PY'
@@ -92,7 +93,7 @@ for model in tiny-v3:f32 tiny-v3:bf16 tiny-v3:gguf tiny-v2-lite:bf16 tiny-qwen2:
 import json, sys
 m, e = json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
 mib = 2**20
-anon_est = e["anonymous_bytes"] + e["weight_bytes"] - 4.5 * mib
+anon_est = e["anonymous_bytes"]  # all but the code pages (binary, libraries: file-backed)
 lo, hi = 0.9 * e["total_bytes"], 1.1 * e["total_bytes"]
 print(f"{sys.argv[1]:18s} peak RSS {m['Rss'] / mib:6.1f} MiB (estimate {e['total_bytes'] / mib:6.1f}, "
       f"ratio {e['total_bytes'] / m['Rss']:.3f}); anonymous "
@@ -101,4 +102,26 @@ assert abs(anon_est / m["Anonymous"] - 1) <= 0.10, "anonymous memory off by more
 assert lo <= m["Rss"] <= hi, f"peak RSS outside [{lo / mib:.1f}, {hi / mib:.1f}] MiB"
 PY
 done
+# Estimate --serve vs a loaded server (bench/serve_memory_bench.sh, smaller): 8 sequences × 64
+# tokens of KV cache, all of them filled by `seekserve bench` (8 clients, 56-token prompts, 8
+# output tokens); the server's VmHWM within ±10% of `estimate --serve` for the same settings.
+model="$tmp/tiny-qwen2-serve.gguf"
+"$bin" make-model --preset tiny-qwen2 --format gguf --dtype bf16 --out "$model" >/dev/null
+start_serve memory "$model" --threads 1 --max-num-seqs 8 --kv-blocks 32 \
+  --max-num-batched-tokens 256 --log-level warn
+"$bin" bench --url "$URL" -m "$model" -c 8 -n 16 --warmup 0 --input-len 56 --output-len 8 \
+  --progress none --timeout 600 --json "$tmp/load.json" >/dev/null
+hwm_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status")
+"$bin" estimate "$model" --serve --batch 8 --ctx 64 --step-tokens 256 --threads 1 --json \
+  >"$tmp/serve-estimate.json"
+$PY - "$hwm_kib" "$tmp/serve-estimate.json" "$tmp/load.json" <<'PY' || fail "serve: estimate vs measured"
+import json, sys
+hwm, e, load = int(sys.argv[1]) * 1024, json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))
+assert load["completed"] == 16, load["completed"]
+assert e["serve"]["http_threads"] == 4 * 8 + 256 + 8, e["serve"]
+ratio = e["total_bytes"] / hwm
+print(f"serve tiny-qwen2 bf16 gguf, 8 x 64: peak RSS {hwm / 2**20:.1f} MiB, estimate --serve "
+      f"{e['total_bytes'] / 2**20:.1f} MiB, ratio {ratio:.3f}")
+assert 0.9 <= ratio <= 1.1, f"ratio {ratio:.3f} outside ±10%"
+PY
 echo "estimate_test: all checks passed"
