@@ -88,9 +88,10 @@ Engine::Engine(std::unique_ptr<Model> model, const Tokenizer& tokenizer, EngineO
       inbox_(std::make_unique<Inbox>()),
       max_num_seqs_(options.max_num_seqs),
       max_num_batched_tokens_(options.max_num_batched_tokens) {
-  valid_ids_.assign(static_cast<size_t>(model_->n_vocab()), false);
+  std::vector<bool> valid(static_cast<size_t>(model_->n_vocab()), false);
   for (int64_t id = 0; id < model_->n_vocab(); ++id)
-    valid_ids_[static_cast<size_t>(id)] = tokenizer_.is_real_token(id);
+    valid[static_cast<size_t>(id)] = tokenizer_.is_real_token(id);
+  vocab_mask_ = std::make_shared<const VocabMask>(std::move(valid));
   max_model_len_ = options.n_blocks * options.block_size;
   if (model_->config().max_position_embeddings > 0)
     max_model_len_ = std::min(max_model_len_, model_->config().max_position_embeddings);
@@ -154,7 +155,7 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
   s->tokens = r.prompt;
   s->n_prompt = n;
   s->submitted = EngineClock::now();
-  s->sampler = std::make_unique<Sampler>(r.sampling, valid_ids_);
+  s->sampler = std::make_unique<Sampler>(r.sampling, vocab_mask_);
   s->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
   s->queue_tokens = n;
   for (int32_t i = 1; i < r.n; ++i) {
@@ -168,7 +169,7 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
     f->submitted = s->submitted;
     f->request = r;
     f->request.sampling.seed = r.sampling.seed + static_cast<uint64_t>(i);
-    f->sampler = std::make_unique<Sampler>(f->request.sampling, valid_ids_);
+    f->sampler = std::make_unique<Sampler>(f->request.sampling, vocab_mask_);
     f->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
     s->forks.push_back(std::move(f));
   }
@@ -565,7 +566,7 @@ bool Engine::step() {
     const bool forking = !s.forks.empty();
     if (want_logprobs || forking) raw_.assign(row.begin(), row.end());
     LogprobTable table;
-    if (want_logprobs) table = logprob_table(raw_, valid_ids_, s.request.logprobs);
+    if (want_logprobs) table = logprob_table(raw_, vocab_mask_->valid(), s.request.logprobs);
     const std::span<const int32_t> all(s.tokens);
     const int32_t next = s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
                                            all.subspan(static_cast<size_t>(s.n_prompt)));
@@ -654,7 +655,8 @@ void Engine::fork(Sequence& parent, std::span<const float> raw) {
     left_waiting(*f);
     row = base;
     LogprobTable table;
-    if (f->request.logprobs >= 0) table = logprob_table(base, valid_ids_, f->request.logprobs);
+    if (f->request.logprobs >= 0)
+      table = logprob_table(base, vocab_mask_->valid(), f->request.logprobs);
     const int32_t next =
         f->sampler->sample(row, std::span<const int32_t>(f->tokens), std::span<const int32_t>());
     if (!accept_token(*f, next, base, f->request.logprobs >= 0 ? &table : nullptr))

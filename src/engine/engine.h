@@ -141,7 +141,7 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<BlockManager> blocks_;
-  std::vector<bool> valid_ids_;
+  std::shared_ptr<const VocabMask> vocab_mask_;  // ids that may be sampled (shared by samplers)
   int64_t max_model_len_ = 0;
 
   // Engine thread only.
