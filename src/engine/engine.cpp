@@ -267,8 +267,10 @@ void Engine::loop() {
     }
     take_inbox();
     expire_deadlines();
+    flush_events();  // cancellations and timeouts are answered before the step runs
     const auto t0 = EngineClock::now();
     const bool worked = step();
+    flush_events();  // one wake-up per reader per step, whatever it got
     const auto t1 = EngineClock::now();
     // Busy ratio: exponentially decaying share of wall time spent in steps (time constant 10 s).
     const double dt = seconds_between(busy_clock_, t1);
@@ -287,7 +289,17 @@ void Engine::loop() {
   for (auto& s : waiting_) fail(*s, stopping, false);
   running_.clear();
   waiting_.clear();
+  flush_events();
   update_gauges();
+}
+
+void Engine::emit(Sequence& s, EngineEvent ev) {
+  if (s.channel->push_quiet(std::move(ev))) unnotified_.push_back(s.channel);
+}
+
+void Engine::flush_events() {
+  for (auto& c : unnotified_) c->notify();
+  unnotified_.clear();
 }
 
 void Engine::take_inbox() {
@@ -366,7 +378,7 @@ void Engine::finish(Sequence& s, const std::string& reason) {
   ev.completion_tokens = s.n_generated();
   ev.prompt_tokens = s.n_prompt;
   ev.cached_tokens = s.cached_tokens;
-  s.channel->push(std::move(ev));
+  emit(s, std::move(ev));
   std::lock_guard<std::mutex> lock(finished_mutex_);
   finished_times_.push_back(now);
   while (finished_times_.size() > 1024 ||
@@ -384,7 +396,7 @@ void Engine::fail(Sequence& s, const Status& status, bool timed_out) {
   ev.time = EngineClock::now();
   ev.error = status;
   ev.timed_out = timed_out;
-  s.channel->push(std::move(ev));
+  emit(s, std::move(ev));
 }
 
 void Engine::update_gauges() {
@@ -469,7 +481,7 @@ bool Engine::step() {
         ev.prompt_tokens = s->n_prompt;
         ev.cached_tokens = s->cached_tokens;
         ev.queue_seconds = seconds_between(s->submitted, ev.time);
-        s->channel->push(std::move(ev));
+        emit(*s, std::move(ev));
       }
       running_.push_back(std::move(s));
     }
@@ -601,7 +613,7 @@ bool Engine::accept_token(Sequence& s, int32_t next, std::span<const float> raw,
       ev.logprob = static_cast<float>(raw[static_cast<size_t>(next)] - table->log_z);
       ev.top_logprobs = table->top;
     }
-    s.channel->push(std::move(ev));
+    emit(s, std::move(ev));
     if (s.text->stopped()) reason = "stop";
   }
   if (reason.empty() && (s.n_generated() >= s.request.max_tokens ||

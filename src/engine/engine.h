@@ -135,6 +135,9 @@ class Engine {
   static int32_t n_vocab_logprobs_max() { return 20; }
   void update_gauges();
   void heartbeat();
+  // Queues an event on the sequence's channel; flush_events() wakes the readers, once each.
+  void emit(Sequence& s, EngineEvent ev);
+  void flush_events();
 
   std::unique_ptr<Model> model_;
   const Tokenizer& tokenizer_;
@@ -147,6 +150,7 @@ class Engine {
   // Engine thread only.
   std::vector<std::unique_ptr<Sequence>> running_, waiting_;
   std::vector<float> logits_;
+  std::vector<std::shared_ptr<RequestChannel>> unnotified_;  // channels with events queued quietly
   std::vector<float> raw_;   // scratch: one row of logits before the sampler changes it
   double ms_per_token_ = 0;  // measured on prefill-heavy steps; 0 = not yet
   EngineClock::time_point busy_clock_;
