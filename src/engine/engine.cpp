@@ -580,8 +580,9 @@ bool Engine::step() {
     LogprobTable table;
     if (want_logprobs) table = logprob_table(raw_, vocab_mask_->valid(), s.request.logprobs);
     const std::span<const int32_t> all(s.tokens);
-    const int32_t next = s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
-                                           all.subspan(static_cast<size_t>(s.n_prompt)));
+    const int32_t next =
+        s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
+                          all.subspan(static_cast<size_t>(s.n_prompt)), &sample_scratch_);
     // The prompt is computed: the other choices start from here, before this one can finish.
     if (forking) fork(s, raw_);
     if (accept_token(s, next, raw_, want_logprobs ? &table : nullptr)) {
@@ -669,8 +670,8 @@ void Engine::fork(Sequence& parent, std::span<const float> raw) {
     LogprobTable table;
     if (f->request.logprobs >= 0)
       table = logprob_table(base, vocab_mask_->valid(), f->request.logprobs);
-    const int32_t next =
-        f->sampler->sample(row, std::span<const int32_t>(f->tokens), std::span<const int32_t>());
+    const int32_t next = f->sampler->sample(row, std::span<const int32_t>(f->tokens),
+                                            std::span<const int32_t>(), &sample_scratch_);
     if (!accept_token(*f, next, base, f->request.logprobs >= 0 ? &table : nullptr))
       running_.push_back(std::move(f));
   }

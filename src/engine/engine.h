@@ -151,8 +151,9 @@ class Engine {
   std::vector<std::unique_ptr<Sequence>> running_, waiting_;
   std::vector<float> logits_;
   std::vector<std::shared_ptr<RequestChannel>> unnotified_;  // channels with events queued quietly
-  std::vector<float> raw_;   // scratch: one row of logits before the sampler changes it
-  double ms_per_token_ = 0;  // measured on prefill-heavy steps; 0 = not yet
+  std::vector<float> raw_;         // scratch: one row of logits before the sampler changes it
+  SamplerScratch sample_scratch_;  // every sequence's sampler draws with it
+  double ms_per_token_ = 0;        // measured on prefill-heavy steps; 0 = not yet
   EngineClock::time_point busy_clock_;
 
   // Shared with submitters.

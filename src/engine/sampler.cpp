@@ -128,28 +128,35 @@ Sampler::Sampler(SamplingParams params, std::shared_ptr<const VocabMask> mask)
 Sampler::Sampler(SamplingParams params, std::vector<bool> valid)
     : Sampler(std::move(params), std::make_shared<const VocabMask>(std::move(valid))) {}
 
-bool Sampler::extend_order(std::span<const float> logits) {
-  if (band_ >= kBands) return false;
-  const double lower = band_ < kBands - 1 ? std::exp(-kBandZ[band_]) : 0.0;
-  const double upper = band_ == 0 ? INFINITY : std::exp(-kBandZ[band_ - 1]);
-  ++band_;
-  const size_t first = order_.size();
+namespace {
+
+// Appends the next band of candidates (valid ids with a non-zero probability) to w.order,
+// sorted by logit (descending, ties: lower id first); false when none are left.
+bool extend_order(SamplerScratch& w, std::span<const float> logits) {
+  if (w.band >= kBands) return false;
+  const double lower = w.band < kBands - 1 ? std::exp(-kBandZ[w.band]) : 0.0;
+  const double upper = w.band == 0 ? INFINITY : std::exp(-kBandZ[w.band - 1]);
+  ++w.band;
+  const size_t first = w.order.size();
   const int64_t n = static_cast<int64_t>(logits.size());
   for (int64_t i = 0; i < n; ++i) {
-    const double e = e_[static_cast<size_t>(i)];
-    if (e < upper && (band_ == kBands ? e > lower : e >= lower))
-      order_.push_back(static_cast<int32_t>(i));
+    const double e = w.e[static_cast<size_t>(i)];
+    if (e < upper && (w.band == kBands ? e > lower : e >= lower))
+      w.order.push_back(static_cast<int32_t>(i));
   }
-  std::sort(order_.begin() + static_cast<std::ptrdiff_t>(first), order_.end(),
+  std::sort(w.order.begin() + static_cast<std::ptrdiff_t>(first), w.order.end(),
             [&](int32_t a, int32_t b) {
               return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
             });
-  for (size_t i = first; i < order_.size(); ++i) p_.push_back(e_[order_[i]] / sum_);
-  return order_.size() > first || extend_order(logits);
+  for (size_t i = first; i < w.order.size(); ++i) w.p.push_back(w.e[w.order[i]] / w.sum);
+  return w.order.size() > first || extend_order(w, logits);
 }
 
+}  // namespace
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt,
-                        std::span<const int32_t> output) {
+                        std::span<const int32_t> output, SamplerScratch* scratch) {
+  SamplerScratch& w = scratch ? *scratch : own_;
   const int64_t n = static_cast<int64_t>(logits.size());
   for (int32_t id : mask_->invalid_ids()) {
     if (id >= n) break;
@@ -158,74 +165,74 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   for (int64_t i = mask_->size(); i < n; ++i) logits[i] = -INFINITY;
   auto in_range = [n](int32_t id) { return id >= 0 && id < n; };
   if (params_.repetition_penalty != 1.0f) {  // once per distinct id of the sequence
-    if (static_cast<int64_t>(seen_.size()) < n) seen_.assign(static_cast<size_t>(n), 0);
+    if (static_cast<int64_t>(w.seen.size()) < n) w.seen.assign(static_cast<size_t>(n), 0);
     for (auto ids : {prompt, output}) {
       for (int32_t id : ids) {
-        if (!in_range(id) || seen_[id]) continue;
-        seen_[id] = 1;
+        if (!in_range(id) || w.seen[id]) continue;
+        w.seen[id] = 1;
         logits[id] = logits[id] > 0 ? logits[id] / params_.repetition_penalty
                                     : logits[id] * params_.repetition_penalty;
       }
     }
     for (auto ids : {prompt, output})
       for (int32_t id : ids)
-        if (in_range(id)) seen_[id] = 0;
+        if (in_range(id)) w.seen[id] = 0;
   }
   if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
-    if (static_cast<int64_t>(count_.size()) < n) count_.assign(static_cast<size_t>(n), 0);
+    if (static_cast<int64_t>(w.count.size()) < n) w.count.assign(static_cast<size_t>(n), 0);
     for (int32_t id : output)
-      if (in_range(id)) ++count_[id];
+      if (in_range(id)) ++w.count[id];
     for (int32_t id : output) {
-      if (!in_range(id) || count_[id] == 0) continue;
-      logits[id] -= params_.presence_penalty + params_.frequency_penalty * count_[id];
-      count_[id] = 0;
+      if (!in_range(id) || w.count[id] == 0) continue;
+      logits[id] -= params_.presence_penalty + params_.frequency_penalty * w.count[id];
+      w.count[id] = 0;
     }
   }
   if (params_.temperature == 0.0f) return static_cast<int32_t>(argmax(logits));
 
   // Candidates in sampling order (logit descending, ties: lower id), as far as needed.
-  order_.clear();
-  p_.clear();
+  w.order.clear();
+  w.p.clear();
   const double mx = logits[static_cast<size_t>(argmax(logits))];
   if (!(mx > -INFINITY)) return static_cast<int32_t>(argmax(logits));  // nothing to draw from
-  bool whole = false;  // order_ holds every candidate
+  bool whole = false;  // w.order holds every candidate
   double total = 0.0;  // sum of p over all candidates when nothing is cut
   if (params_.top_k > 0 && params_.top_k < n) {
     const int64_t keep = params_.top_k;
-    order_.resize(static_cast<size_t>(n));
-    std::iota(order_.begin(), order_.end(), 0);
-    std::partial_sort(order_.begin(), order_.begin() + keep, order_.end(),
+    w.order.resize(static_cast<size_t>(n));
+    std::iota(w.order.begin(), w.order.end(), 0);
+    std::partial_sort(w.order.begin(), w.order.begin() + keep, w.order.end(),
                       [&](int32_t a, int32_t b) {
                         return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
                       });
-    order_.resize(static_cast<size_t>(keep));
+    w.order.resize(static_cast<size_t>(keep));
     double sum = 0.0;
-    for (int32_t id : order_) {
-      p_.push_back(std::exp((logits[id] - mx) / params_.temperature));
-      sum += p_.back();
+    for (int32_t id : w.order) {
+      w.p.push_back(std::exp((logits[id] - mx) / params_.temperature));
+      sum += w.p.back();
     }
-    for (double& x : p_) x /= sum;
-    for (double x : p_) total += x;
+    for (double& x : w.p) x /= sum;
+    for (double x : w.p) total += x;
     whole = true;
-    band_ = kBands;
+    w.band = kBands;
   } else {
-    if (static_cast<int64_t>(e_.size()) < n) e_.resize(static_cast<size_t>(n));
+    if (static_cast<int64_t>(w.e.size()) < n) w.e.resize(static_cast<size_t>(n));
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
-      e_[i] = std::exp((logits[i] - mx) / params_.temperature);
-      sum += e_[i];
+      w.e[i] = std::exp((logits[i] - mx) / params_.temperature);
+      sum += w.e[i];
     }
-    sum_ = sum;
-    for (int64_t i = 0; i < n; ++i) total += e_[i] / sum;
-    band_ = 0;
+    w.sum = sum;
+    for (int64_t i = 0; i < n; ++i) total += w.e[i] / sum;
+    w.band = 0;
   }
-  // p_[i] for i < order_.size(); false past the last candidate.
-  auto have = [&](size_t i) { return i < order_.size() || (!whole && extend_order(logits)); };
+  // w.p[i] for i < w.order.size(); false past the last candidate.
+  auto have = [&](size_t i) { return i < w.order.size() || (!whole && extend_order(w, logits)); };
   size_t cut = SIZE_MAX;  // SIZE_MAX: no cut
   if (params_.top_p < 1.0f) {
     double acc = 0.0;
     for (size_t i = 0; have(i); ++i) {
-      acc += p_[i];
+      acc += w.p[i];
       if (acc >= params_.top_p) {
         cut = i + 1;
         break;
@@ -233,23 +240,23 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
     }
   }
   if (params_.min_p > 0.0f && have(0)) {
-    const double floor = params_.min_p * p_[0];
+    const double floor = params_.min_p * w.p[0];
     size_t i = 1;
-    while (i < cut && have(i) && p_[i] >= floor) ++i;
+    while (i < cut && have(i) && w.p[i] >= floor) ++i;
     cut = i;
   }
   if (cut != SIZE_MAX) {
     total = 0.0;
-    for (size_t i = 0; i < cut; ++i) total += p_[i];
+    for (size_t i = 0; i < cut; ++i) total += w.p[i];
   }
   std::uniform_real_distribution<double> uniform(0.0, total);
   double u = uniform(rng_);
   size_t i = 0;
   for (; i < cut && have(i); ++i) {
-    u -= p_[i];
-    if (u <= 0.0) return order_[i];
+    u -= w.p[i];
+    if (u <= 0.0) return w.order[i];
   }
-  return order_[i - 1];  // rounding left a sliver: the last candidate walked
+  return w.order[i - 1];  // rounding left a sliver: the last candidate walked
 }
 
 int32_t sample_reference(const SamplingParams& params, std::mt19937_64& rng,

@@ -52,35 +52,37 @@ class VocabMask {
   std::vector<int32_t> invalid_;
 };
 
+// Working memory of one draw, vocabulary-sized (up to ~20 bytes per id). Nothing in it outlives
+// a call, so the engine keeps one for all its sequences (one thread samples at a time) rather
+// than one per sequence. Left with count and seen all zero after each call.
+struct SamplerScratch {
+  std::vector<int32_t> count;  // per-id occurrences in the output (presence/frequency)
+  std::vector<uint8_t> seen;   // per-id "already penalised" (repetition)
+  std::vector<int32_t> order;  // candidates found so far, in sampling order
+  std::vector<double> p;       // their probabilities (parallel to order)
+  std::vector<double> e;       // [n_vocab] exp((logit - max) / temperature); no top_k only
+  double sum = 0;              // the sum of e
+  int band = 0;                // the band the draw collects next
+};
+
 class Sampler {
  public:
   Sampler(SamplingParams params, std::shared_ptr<const VocabMask> mask);
   Sampler(SamplingParams params, std::vector<bool> valid);  // builds its own mask
 
   // Picks the next token from logits [n_vocab] (modified in place). `prompt` and `output` are the
-  // sequence so far (penalties read them).
+  // sequence so far (penalties read them). `scratch`: working memory to use (nullptr: the
+  // sampler's own, allocated on first use).
   int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
-                 std::span<const int32_t> output);
+                 std::span<const int32_t> output, SamplerScratch* scratch = nullptr);
 
   const SamplingParams& params() const { return params_; }
 
  private:
-  // Appends the next band of candidates (valid ids with a non-zero probability) to order_,
-  // sorted by logit (descending, ties: lower id first); false when none are left.
-  bool extend_order(std::span<const float> logits);
-
   SamplingParams params_;
   std::shared_ptr<const VocabMask> mask_;
   std::mt19937_64 rng_;
-  // Scratch, sized n_vocab on first use and left all-zero after each call.
-  std::vector<int32_t> count_;  // per-id occurrences in the output (presence/frequency)
-  std::vector<uint8_t> seen_;   // per-id "already penalised" (repetition)
-  // Scratch of one draw.
-  std::vector<int32_t> order_;  // candidates found so far, in sampling order
-  std::vector<double> p_;       // their probabilities (parallel to order_)
-  std::vector<double> e_;       // [n_vocab] exp((logit - max) / temperature), no top_k only
-  double sum_ = 0;              // the sum of e_
-  int band_ = 0;                // the band extend_order() collects next
+  SamplerScratch own_;
 };
 
 namespace sampler_detail {

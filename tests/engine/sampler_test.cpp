@@ -152,6 +152,7 @@ TEST(Sampler, FastPathDrawsExactlyWhatTheReferenceDraws) {
       {"t=1.5 top_p=0.95+penalties", make(1.5f, 0, 0.95f, 0.0f, true)},
   };
   enum class Shape { kPeaked, kFlat, kTied };
+  SamplerScratch shared;  // odd seeds draw with one scratch shared by every sampler, as the engine
   auto run = [&](int64_t n_vocab, int64_t n_invalid, Shape shape, const Config& c, uint64_t seed,
                  int steps) {
     std::vector<bool> valid(static_cast<size_t>(n_vocab), true);
@@ -173,7 +174,7 @@ TEST(Sampler, FastPathDrawsExactlyWhatTheReferenceDraws) {
       }
       if (shape == Shape::kPeaked) logits[gen() % static_cast<uint32_t>(n_vocab)] += 12.0f;
       std::vector<float> ref_logits = logits;
-      const int32_t a = fast.sample(logits, prompt, output);
+      const int32_t a = fast.sample(logits, prompt, output, seed % 2 ? &shared : nullptr);
       const int32_t b = sample_reference(p, ref_rng, valid, ref_logits, prompt, output);
       ASSERT_EQ(a, b) << c.name << " vocab " << n_vocab << " seed " << seed << " step " << step;
       ASSERT_TRUE(valid[static_cast<size_t>(a)]) << c.name;
