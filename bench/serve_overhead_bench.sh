@@ -3,7 +3,8 @@
 # the model's forward pass. The server runs on one core, the client on the other (taskset); the
 # forward time comes from the server's own seekserve_engine_forward_seconds_total, so the
 # difference is HTTP, JSON, tokenization, queueing, scheduling, sampling and the hand-offs
-# between threads. Usage: bench/serve_overhead_bench.sh [BUILD_DIR] [N]
+# between threads. Then as many GET /health round trips on the same connection: the HTTP floor.
+# Usage: bench/serve_overhead_bench.sh [BUILD_DIR] [N]
 set -euo pipefail
 BUILD=${1:-${SEEKSERVE_BUILD_DIR:-build}}
 N=${2:-300}

@@ -14,13 +14,18 @@ const [url, n, warmup, pid] = [process.argv[2], Number(process.argv[3]), Number(
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 const target = new URL('/v1/completions', url);
 
-function once(i) {
+const health = new URL('/health', url);
+
+// One 1-token completion, or (floor) one GET /health: the same connection, HTTP parsing and
+// writing, but no JSON body, tokenizer, engine or hand-off: what the HTTP layer alone costs.
+function once(i, floor = false) {
   const body = JSON.stringify({ model: 'tiny-v3', prompt: `overhead ${i % 7}`, max_tokens: 1,
                                 temperature: 0 });
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const req = http.request(target, { method: 'POST', agent,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } },
+    const req = http.request(floor ? health : target, { method: floor ? 'GET' : 'POST', agent,
+      headers: floor ? {} : { 'Content-Type': 'application/json',
+                              'Content-Length': Buffer.byteLength(body) } },
     (res) => {
       let text = '';
       res.on('data', (d) => { text += d; });
@@ -31,7 +36,7 @@ function once(i) {
       });
     });
     req.on('error', reject);
-    req.end(body);
+    req.end(floor ? undefined : body);
   });
 }
 
@@ -52,6 +57,11 @@ const p1 = serverCpu();
 const f1 = await metric('seekserve_engine_forward_seconds_total');
 const c1 = await metric('seekserve_engine_forward_cpu_seconds_total');
 const s1 = await metric('seekserve_computed_tokens_total');
+const q0 = serverCpu();
+const floorRtt = [];
+for (let i = 0; i < n; i++) floorRtt.push(await once(i, true));
+const q1 = serverCpu();
+floorRtt.sort((a, b) => a - b);
 rtt.sort((a, b) => a - b);
 const mean = rtt.reduce((a, b) => a + b, 0) / n;
 const forwardMs = ((f1 - f0) * 1e3) / n;
@@ -61,5 +71,7 @@ console.log(JSON.stringify({ n, rtt_mean_ms: mean, rtt_p50_ms: rtt[Math.floor(n 
                              server_cpu_ms_per_request: ((p1 - p0) * 1e3) / n,
                              forward_cpu_ms_per_request: ((c1 - c0) * 1e3) / n,
                              overhead_cpu_ms_per_request: ((p1 - p0 - (c1 - c0)) * 1e3) / n,
-                             computed_tokens_per_request: (s1 - s0) / n }));
+                             computed_tokens_per_request: (s1 - s0) / n,
+                             http_floor_rtt_p50_ms: floorRtt[Math.floor(n / 2)],
+                             http_floor_cpu_ms_per_request: ((q1 - q0) * 1e3) / n }));
 agent.destroy();

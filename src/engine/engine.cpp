@@ -88,9 +88,10 @@ Engine::Engine(std::unique_ptr<Model> model, const Tokenizer& tokenizer, EngineO
       inbox_(std::make_unique<Inbox>()),
       max_num_seqs_(options.max_num_seqs),
       max_num_batched_tokens_(options.max_num_batched_tokens) {
-  valid_ids_.assign(static_cast<size_t>(model_->n_vocab()), false);
+  std::vector<bool> valid(static_cast<size_t>(model_->n_vocab()), false);
   for (int64_t id = 0; id < model_->n_vocab(); ++id)
-    valid_ids_[static_cast<size_t>(id)] = tokenizer_.is_real_token(id);
+    valid[static_cast<size_t>(id)] = tokenizer_.is_real_token(id);
+  vocab_mask_ = std::make_shared<const VocabMask>(std::move(valid));
   max_model_len_ = options.n_blocks * options.block_size;
   if (model_->config().max_position_embeddings > 0)
     max_model_len_ = std::min(max_model_len_, model_->config().max_position_embeddings);
@@ -154,7 +155,7 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
   s->tokens = r.prompt;
   s->n_prompt = n;
   s->submitted = EngineClock::now();
-  s->sampler = std::make_unique<Sampler>(r.sampling, valid_ids_);
+  s->sampler = std::make_unique<Sampler>(r.sampling, vocab_mask_);
   s->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
   s->queue_tokens = n;
   for (int32_t i = 1; i < r.n; ++i) {
@@ -168,7 +169,7 @@ Result<std::shared_ptr<RequestChannel>> Engine::submit(GenerationRequest r) {
     f->submitted = s->submitted;
     f->request = r;
     f->request.sampling.seed = r.sampling.seed + static_cast<uint64_t>(i);
-    f->sampler = std::make_unique<Sampler>(f->request.sampling, valid_ids_);
+    f->sampler = std::make_unique<Sampler>(f->request.sampling, vocab_mask_);
     f->text = std::make_unique<TextOutput>(tokenizer_, r.sampling.stop);
     s->forks.push_back(std::move(f));
   }
@@ -266,8 +267,10 @@ void Engine::loop() {
     }
     take_inbox();
     expire_deadlines();
+    flush_events();  // cancellations and timeouts are answered before the step runs
     const auto t0 = EngineClock::now();
     const bool worked = step();
+    flush_events();  // one wake-up per reader per step, whatever it got
     const auto t1 = EngineClock::now();
     // Busy ratio: exponentially decaying share of wall time spent in steps (time constant 10 s).
     const double dt = seconds_between(busy_clock_, t1);
@@ -286,7 +289,17 @@ void Engine::loop() {
   for (auto& s : waiting_) fail(*s, stopping, false);
   running_.clear();
   waiting_.clear();
+  flush_events();
   update_gauges();
+}
+
+void Engine::emit(Sequence& s, EngineEvent ev) {
+  if (s.channel->push_quiet(std::move(ev))) unnotified_.push_back(s.channel);
+}
+
+void Engine::flush_events() {
+  for (auto& c : unnotified_) c->notify();
+  unnotified_.clear();
 }
 
 void Engine::take_inbox() {
@@ -365,7 +378,7 @@ void Engine::finish(Sequence& s, const std::string& reason) {
   ev.completion_tokens = s.n_generated();
   ev.prompt_tokens = s.n_prompt;
   ev.cached_tokens = s.cached_tokens;
-  s.channel->push(std::move(ev));
+  emit(s, std::move(ev));
   std::lock_guard<std::mutex> lock(finished_mutex_);
   finished_times_.push_back(now);
   while (finished_times_.size() > 1024 ||
@@ -383,7 +396,7 @@ void Engine::fail(Sequence& s, const Status& status, bool timed_out) {
   ev.time = EngineClock::now();
   ev.error = status;
   ev.timed_out = timed_out;
-  s.channel->push(std::move(ev));
+  emit(s, std::move(ev));
 }
 
 void Engine::update_gauges() {
@@ -468,7 +481,7 @@ bool Engine::step() {
         ev.prompt_tokens = s->n_prompt;
         ev.cached_tokens = s->cached_tokens;
         ev.queue_seconds = seconds_between(s->submitted, ev.time);
-        s->channel->push(std::move(ev));
+        emit(*s, std::move(ev));
       }
       running_.push_back(std::move(s));
     }
@@ -565,10 +578,11 @@ bool Engine::step() {
     const bool forking = !s.forks.empty();
     if (want_logprobs || forking) raw_.assign(row.begin(), row.end());
     LogprobTable table;
-    if (want_logprobs) table = logprob_table(raw_, valid_ids_, s.request.logprobs);
+    if (want_logprobs) table = logprob_table(raw_, vocab_mask_->valid(), s.request.logprobs);
     const std::span<const int32_t> all(s.tokens);
-    const int32_t next = s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
-                                           all.subspan(static_cast<size_t>(s.n_prompt)));
+    const int32_t next =
+        s.sampler->sample(row, all.first(static_cast<size_t>(s.n_prompt)),
+                          all.subspan(static_cast<size_t>(s.n_prompt)), &sample_scratch_);
     // The prompt is computed: the other choices start from here, before this one can finish.
     if (forking) fork(s, raw_);
     if (accept_token(s, next, raw_, want_logprobs ? &table : nullptr)) {
@@ -600,7 +614,7 @@ bool Engine::accept_token(Sequence& s, int32_t next, std::span<const float> raw,
       ev.logprob = static_cast<float>(raw[static_cast<size_t>(next)] - table->log_z);
       ev.top_logprobs = table->top;
     }
-    s.channel->push(std::move(ev));
+    emit(s, std::move(ev));
     if (s.text->stopped()) reason = "stop";
   }
   if (reason.empty() && (s.n_generated() >= s.request.max_tokens ||
@@ -654,9 +668,10 @@ void Engine::fork(Sequence& parent, std::span<const float> raw) {
     left_waiting(*f);
     row = base;
     LogprobTable table;
-    if (f->request.logprobs >= 0) table = logprob_table(base, valid_ids_, f->request.logprobs);
-    const int32_t next =
-        f->sampler->sample(row, std::span<const int32_t>(f->tokens), std::span<const int32_t>());
+    if (f->request.logprobs >= 0)
+      table = logprob_table(base, vocab_mask_->valid(), f->request.logprobs);
+    const int32_t next = f->sampler->sample(row, std::span<const int32_t>(f->tokens),
+                                            std::span<const int32_t>(), &sample_scratch_);
     if (!accept_token(*f, next, base, f->request.logprobs >= 0 ? &table : nullptr))
       running_.push_back(std::move(f));
   }

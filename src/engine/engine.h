@@ -135,20 +135,25 @@ class Engine {
   static int32_t n_vocab_logprobs_max() { return 20; }
   void update_gauges();
   void heartbeat();
+  // Queues an event on the sequence's channel; flush_events() wakes the readers, once each.
+  void emit(Sequence& s, EngineEvent ev);
+  void flush_events();
 
   std::unique_ptr<Model> model_;
   const Tokenizer& tokenizer_;
   EngineOptions options_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<BlockManager> blocks_;
-  std::vector<bool> valid_ids_;
+  std::shared_ptr<const VocabMask> vocab_mask_;  // ids that may be sampled (shared by samplers)
   int64_t max_model_len_ = 0;
 
   // Engine thread only.
   std::vector<std::unique_ptr<Sequence>> running_, waiting_;
   std::vector<float> logits_;
-  std::vector<float> raw_;   // scratch: one row of logits before the sampler changes it
-  double ms_per_token_ = 0;  // measured on prefill-heavy steps; 0 = not yet
+  std::vector<std::shared_ptr<RequestChannel>> unnotified_;  // channels with events queued quietly
+  std::vector<float> raw_;         // scratch: one row of logits before the sampler changes it
+  SamplerScratch sample_scratch_;  // every sequence's sampler draws with it
+  double ms_per_token_ = 0;        // measured on prefill-heavy steps; 0 = not yet
   EngineClock::time_point busy_clock_;
 
   // Shared with submitters.

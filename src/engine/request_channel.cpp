@@ -10,6 +10,22 @@ void RequestChannel::push(EngineEvent event) {
   cv_.notify_one();
 }
 
+bool RequestChannel::push_quiet(EngineEvent event) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  events_.push_back(std::move(event));
+  const bool first = !notify_owed_;
+  notify_owed_ = true;
+  return first;
+}
+
+void RequestChannel::notify() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    notify_owed_ = false;
+  }
+  cv_.notify_one();
+}
+
 bool RequestChannel::pop_all(std::vector<EngineEvent>& out, std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (!cv_.wait_for(lock, timeout, [this] { return !events_.empty(); })) return false;

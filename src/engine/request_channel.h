@@ -48,7 +48,12 @@ class RequestChannel {
   explicit RequestChannel(uint64_t id) : id_(id) {}
   uint64_t id() const { return id_; }
 
-  void push(EngineEvent event);
+  void push(EngineEvent event);  // queues it and wakes the reader
+  // Queues it without waking the reader: the engine batches a step's events so the reader
+  // wakes once per step, not once per event. Returns true when this is the first event since
+  // the last notify() (the caller then owes the channel one notify()).
+  bool push_quiet(EngineEvent event);
+  void notify();
   // Moves every queued event into `out` (appending); waits up to `timeout` for the first.
   // Returns false when none arrived in time.
   bool pop_all(std::vector<EngineEvent>& out, std::chrono::milliseconds timeout);
@@ -58,6 +63,7 @@ class RequestChannel {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<EngineEvent> events_;
+  bool notify_owed_ = false;
 };
 
 }  // namespace seekserve

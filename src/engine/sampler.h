@@ -2,8 +2,16 @@
 // Token sampling: penalties, then temperature, top-k, top-p, min-p, then a draw from a seeded
 // generator (same seed, same logits, same token). temperature 0 is greedy (argmax, ties to the
 // lower id). Ids the tokenizer does not define are masked: never sampled.
+//
+// Cost: sampling runs once per generated token on the engine thread, over the whole vocabulary
+// (129,280 logits for DeepSeek-V3), so the fast path touches each logit about once: the mask is a
+// list of the few undefined ids (built once per model), penalties touch only the ids in the
+// sequence, greedy is one argmax pass, and a random draw sorts only as much of the vocabulary as
+// its walk down the distribution reaches. sample_reference() is the slow, obvious version the
+// fast one is tested against.
 
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -30,24 +38,65 @@ struct SamplingParams {
   Status validate() const;
 };
 
-class Sampler {
+// Which ids may be sampled; built once per model and shared (read-only, any thread).
+class VocabMask {
  public:
   // valid[id] == false masks an id (no token, or an unused placeholder); size = n_vocab.
-  Sampler(SamplingParams params, std::vector<bool> valid);
+  explicit VocabMask(std::vector<bool> valid);
+  int64_t size() const { return static_cast<int64_t>(valid_.size()); }
+  const std::vector<bool>& valid() const { return valid_; }
+  std::span<const int32_t> invalid_ids() const { return invalid_; }  // ascending
+
+ private:
+  std::vector<bool> valid_;
+  std::vector<int32_t> invalid_;
+};
+
+// Working memory of one draw, vocabulary-sized (up to ~20 bytes per id). Nothing in it outlives
+// a call, so the engine keeps one for all its sequences (one thread samples at a time) rather
+// than one per sequence. Left with count and seen all zero after each call.
+struct SamplerScratch {
+  std::vector<int32_t> count;  // per-id occurrences in the output (presence/frequency)
+  std::vector<uint8_t> seen;   // per-id "already penalised" (repetition)
+  std::vector<int32_t> order;  // candidates found so far, in sampling order
+  std::vector<double> p;       // their probabilities (parallel to order)
+  std::vector<double> e;       // [n_vocab] exp((logit - max) / temperature); no top_k only
+  double sum = 0;              // the sum of e
+  int band = 0;                // the band the draw collects next
+};
+
+class Sampler {
+ public:
+  Sampler(SamplingParams params, std::shared_ptr<const VocabMask> mask);
+  Sampler(SamplingParams params, std::vector<bool> valid);  // builds its own mask
 
   // Picks the next token from logits [n_vocab] (modified in place). `prompt` and `output` are the
-  // sequence so far (penalties read them).
+  // sequence so far (penalties read them). `scratch`: working memory to use (nullptr: the
+  // sampler's own, allocated on first use).
   int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
-                 std::span<const int32_t> output);
+                 std::span<const int32_t> output, SamplerScratch* scratch = nullptr);
 
   const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;
-  std::vector<bool> valid_;
+  std::shared_ptr<const VocabMask> mask_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> count_;  // scratch: per-id counts in the output
+  SamplerScratch own_;
 };
+
+namespace sampler_detail {
+// Greedy's argmax over x (x.size() >= 16): the index of the largest value, the lowest index among
+// equal ones. The AVX-512 one needs cpu_features().avx512f.
+int64_t argmax_portable(std::span<const float> x);
+int64_t argmax_avx512(std::span<const float> x);
+}  // namespace sampler_detail
+
+// The same draw as Sampler::sample, written plainly (full passes, a full sort): the oracle for
+// the fast path. `rng` is the generator a Sampler with the same seed would hold.
+int32_t sample_reference(const SamplingParams& params, std::mt19937_64& rng,
+                         const std::vector<bool>& valid, std::span<float> logits,
+                         std::span<const int32_t> prompt, std::span<const int32_t> output);
 
 // Log-probabilities of the model's own distribution over one position: log_softmax of the raw
 // logits with the masked ids (valid[id] == false) removed — before penalties, temperature and

@@ -9,10 +9,12 @@
 #include <sys/socket.h>
 
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string_view>
 
 #include "core/log.h"
 #include "server/reasoning_splitter.h"
@@ -49,53 +51,93 @@ std::string request_id_of(const httplib::Request& req) {
   return ok ? id : random_hex();
 }
 
-// The socket of the connection `req` came on. cpp-httplib 0.11 does not hand it to handlers, so
-// it is found among the process's sockets by its two ends (unique while the connection is
-// open). -1 when not found. Used only while a request waits in the queue, to notice a client
-// that left before anything was written to it.
-int connection_socket(const httplib::Request& req) {
+// One end of a TCP connection as cpp-httplib reports it to a handler.
+struct ConnectionEnds {
+  std::string remote_addr;
+  int remote_port = 0, local_port = 0;
+};
+
+bool socket_matches(int fd, const ConnectionEnds& c) {
+  sockaddr_storage local{}, peer{};
+  socklen_t ll = sizeof(local), pl = sizeof(peer);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
+      getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0)
+    return false;
+  auto port_of = [](const sockaddr_storage& a) {
+    if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+    if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+    return uint16_t{0};
+  };
+  if (port_of(peer) != c.remote_port || port_of(local) != c.local_port) return false;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (peer.ss_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(peer).sin_addr, buf, sizeof(buf));
+  else if (peer.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr, buf, sizeof(buf));
+  return c.remote_addr == buf;
+}
+
+// The socket of a connection. cpp-httplib 0.11 does not hand it to handlers, so it is found
+// among the process's sockets by its two ends (unique while the connection is open); a
+// connection stays on one pool thread for its life, so the answer is cached per thread and
+// checked (two system calls) on the connection's later requests. -1 when not found.
+int connection_socket(const ConnectionEnds& c) {
+  thread_local int cached = -1;
+  if (cached >= 0 && socket_matches(cached, c)) return cached;
+  cached = -1;
   DIR* dir = opendir("/proc/self/fd");
   if (!dir) return -1;
-  int found = -1;
   while (dirent* e = readdir(dir)) {
     char* end = nullptr;
     const long fd = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != 0) continue;
-    sockaddr_storage local{}, peer{};
-    socklen_t ll = sizeof(local), pl = sizeof(peer);
-    if (getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
-        getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0)
-      continue;
-    auto port_of = [](const sockaddr_storage& a) {
-      if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-      if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-      return uint16_t{0};
-    };
-    auto addr_of = [](const sockaddr_storage& a) {
-      char buf[INET6_ADDRSTRLEN] = {};
-      if (a.ss_family == AF_INET)
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(a).sin_addr, buf, sizeof(buf));
-      else if (a.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(a).sin6_addr, buf, sizeof(buf));
-      return std::string(buf);
-    };
-    if (port_of(peer) == req.remote_port && port_of(local) == req.local_port &&
-        addr_of(peer) == req.remote_addr) {
-      found = static_cast<int>(fd);
+    if (socket_matches(static_cast<int>(fd), c)) {
+      cached = static_cast<int>(fd);
       break;
     }
   }
   closedir(dir);
-  return found;
+  return cached;
 }
 
-// The client closed its end (it cannot send more, so it will not read a reply either).
-bool peer_closed(int fd) {
+// What the client has done to its connection. An HTTP/1.1 client may legitimately shut down its
+// sending side once its request is out and still read the reply (half-close): only a reset, an
+// error, or a failed write means it is gone. A client that closed its socket entirely looks
+// half-closed until the server writes to it (its system answers data with a reset).
+enum class PeerState { kOpen, kHalfClosed, kGone };
+
+PeerState peer_state(int fd) {
   pollfd p{fd, POLLIN | POLLRDHUP, 0};
-  if (poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-  char c;
-  return (p.revents & POLLIN) && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  const int r = poll(&p, 1, 0);
+  if (r < 0) return errno == EINTR ? PeerState::kOpen : PeerState::kGone;
+  if (r == 0) return PeerState::kOpen;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return PeerState::kGone;
+  if (p.revents & POLLRDHUP) return PeerState::kHalfClosed;
+  if (p.revents & POLLIN) {  // data (a pipelined request), the end of its stream, or an error
+    char c;
+    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) return PeerState::kHalfClosed;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return PeerState::kGone;
+  }
+  return PeerState::kOpen;
+}
+
+// Writes all of `data`, waiting up to `timeout_ms` at a time for room; false when the peer is
+// gone (reset, error) or does not read.
+bool send_all(int fd, std::string_view data, int timeout_ms = 10000) {
+  while (!data.empty()) {
+    pollfd p{fd, POLLOUT, 0};
+    const int r = poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return false;
+    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
 }
 
 // What one choice of a reply has produced so far.
@@ -128,6 +170,9 @@ struct Generation {
   Usage usage;
   int n_finished = 0;
   bool got_token = false, sent_role = false, finished = false;
+  ConnectionEnds conn;    // the connection the request came on
+  bool provided = false;  // provide() ran: cpp-httplib wrote the status line and headers
+  std::string unsent;     // output whose write failed (cpp-httplib refused it: half-closed)
 
   void init() {
     choices.resize(static_cast<size_t>(req.n));
@@ -259,7 +304,9 @@ struct Generation {
   // One call of the chunked content provider: relay what the engine produced, probe the
   // connection when idle, and report false (cancel) when the client is gone.
   bool provide(httplib::DataSink& sink) {
-    std::string out;
+    provided = true;
+    std::string out = std::move(unsent);  // what a failed write left (see serve_raw)
+    unsent.clear();
     if (req.stream && req.chat && !sent_role) {
       for (int32_t i = 0; i < req.n; ++i)
         out += sse(chat_chunk_json(response_id, created, model, i,
@@ -278,7 +325,10 @@ struct Generation {
       out = req.stream ? ": keep-alive\n\n" : " ";
     }
     if (!out.empty()) {
-      if (!sink.write(out.data(), out.size())) return false;
+      if (!sink.write(out.data(), out.size())) {
+        unsent = std::move(out);
+        return false;
+      }
       last_write = now;
     }
     if (finished) {
@@ -286,6 +336,39 @@ struct Generation {
       return true;
     }
     return sink.is_writable();
+  }
+
+  // The status line and headers of a reply this thread writes itself (chunked, and the
+  // connection closes after it). False when the client is gone.
+  bool write_raw_headers(int fd) {
+    return send_all(fd, fmt::format("HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: "
+                                    "no-cache\r\nX-Request-Id: {}\r\nTransfer-Encoding: "
+                                    "chunked\r\nConnection: close\r\n\r\n",
+                                    req.stream ? "text/event-stream" : "application/json", rid));
+  }
+
+  // The rest of the reply, after the headers, written by this thread on the socket as chunks
+  // (what cpp-httplib would have written); the sending side is shut down at the end. False when
+  // the client is gone (a failed write, a reset) before the end.
+  bool serve_raw(int fd) {
+    bool ok = true, done = false;
+    httplib::DataSink sink;
+    sink.write = [&](const char* data, size_t n) {
+      if (!ok || n == 0) return ok;
+      std::string frame = fmt::format("{:x}\r\n", n);
+      frame.append(data, n);
+      frame += "\r\n";
+      return ok = send_all(fd, frame);
+    };
+    sink.done = [&] {
+      done = true;
+      if (ok) ok = send_all(fd, "0\r\n\r\n");
+    };
+    sink.is_writable = [&] { return ok && peer_state(fd) != PeerState::kGone; };
+    while (provide(sink) && !done) {
+    }
+    if (done && ok) shutdown(fd, SHUT_WR);
+    return done && ok;
   }
 };
 
@@ -395,20 +478,42 @@ struct HttpServer::Impl {
     // Wait until the engine schedules it (or drops it) so queue timeouts get their own status.
     // Nothing is written meanwhile, so a client that leaves is noticed on its socket: the
     // request is taken out of the queue (the engine drops it at its next step).
+    // Meanwhile the client may half-close (shut down its sending side and wait for the reply):
+    // cpp-httplib would not write to it any more, so the reply is committed (200) and written on
+    // the socket by this thread; errors that come later go in the body, as after any 200.
+    g->conn = {req.remote_addr, req.remote_port, req.local_port};
     int fd = -2;  // not looked up yet
+    auto socket = [&] {
+      if (fd == -2) fd = connection_socket(g->conn);
+      return fd;
+    };
+    bool raw = false;  // this thread writes the reply (the client half-closed)
+    auto gone_while_queued = [&] {
+      log_info("[{}] client went away while queued: removing it", rid);
+      engine.cancel(g->channel->id());
+      metrics.count_request(499);  // nginx's "client closed request"
+    };
     for (;;) {
-      if (!g->channel->pop_all(g->backlog, std::chrono::milliseconds(100))) {
-        if (fd == -2) fd = connection_socket(req);
-        if (fd >= 0 && peer_closed(fd)) {
-          log_info("[{}] client went away while queued: removing it", rid);
-          engine.cancel(g->channel->id());
-          metrics.count_request(499);  // nginx's "client closed request"
+      if (!g->channel->pop_all(g->backlog, std::chrono::milliseconds(100)) && socket() >= 0) {
+        const PeerState ps = peer_state(fd);
+        if (ps == PeerState::kGone) {
+          gone_while_queued();
           return;
+        }
+        if (ps == PeerState::kHalfClosed && !raw) {
+          log_info("[{}] client half-closed its connection while queued: committing the reply",
+                   rid);
+          raw = true;
+          // Writing is also the probe: a client that closed entirely answers with a reset.
+          if (!g->write_raw_headers(fd)) {
+            gone_while_queued();
+            return;
+          }
         }
       }
       bool started = false;
       for (const EngineEvent& ev : g->backlog) {
-        if (ev.kind == EngineEvent::Kind::kError) {
+        if (ev.kind == EngineEvent::Kind::kError && !raw) {
           ApiError e = api_error_from_status(ev.error);
           if (ev.timed_out) {
             e.status = 408;
@@ -426,12 +531,40 @@ struct HttpServer::Impl {
       if (started) break;
     }
     metrics.count_request(200);
+    g->last_write = std::chrono::steady_clock::now();
+    if (!raw && socket() >= 0 && peer_state(fd) == PeerState::kHalfClosed) {
+      log_info("[{}] client half-closed its connection: writing the reply itself", rid);
+      raw = g->write_raw_headers(fd);
+      if (!raw) {
+        log_info("[{}] client went away: cancelling", rid);
+        engine.cancel(g->channel->id());
+        return;
+      }
+    }
+    if (raw) {
+      ++owner->in_flight_;
+      if (!g->serve_raw(fd)) {
+        log_info("[{}] client went away: cancelling", rid);
+        engine.cancel(g->channel->id());
+      }
+      --owner->in_flight_;
+      return;  // cpp-httplib's own reply finds the connection half-closed and is not sent
+    }
     ++owner->in_flight_;
     res.set_header("Cache-Control", "no-cache");
-    g->last_write = std::chrono::steady_clock::now();
     auto provider = [g](size_t, httplib::DataSink& sink) { return g->provide(sink); };
+    // Runs when cpp-httplib is done with the reply, the connection still open. Unfinished means
+    // cpp-httplib stopped writing: the client reset or closed, or only half-closed (cpp-httplib
+    // cannot tell); a half-closed client gets the rest written by this thread.
     auto releaser = [g](bool) {
-      if (!g->finished) {
+      // Not provided yet: whether the headers went out is unknown, so nothing more is written.
+      const int fd = !g->finished && g->provided ? connection_socket(g->conn) : -1;
+      bool served = g->finished;
+      if (fd >= 0 && peer_state(fd) == PeerState::kHalfClosed) {
+        log_info("[{}] client half-closed its connection: writing the rest itself", g->rid);
+        served = g->serve_raw(fd);
+      }
+      if (!served) {
         log_info("[{}] client went away: cancelling", g->rid);
         g->engine->cancel(g->channel->id());
       }
@@ -564,6 +697,9 @@ HttpServer::HttpServer(Engine& engine, ApiContext api, HttpOptions options, int6
   // TCP_NODELAY, Nagle's algorithm holds the later ones for the client's delayed ACK (~40 ms).
   impl_->svr.set_tcp_nodelay(true);
   impl_->svr.set_keep_alive_timeout(5);
+  // cpp-httplib closes a keep-alive connection after 5 requests by default: a client then pays
+  // a new connection (and a cold pool thread) every 5 requests. nginx's default is 1000.
+  impl_->svr.set_keep_alive_max_count(1000);
   impl_->svr.set_read_timeout(30);
   impl_->svr.set_write_timeout(10);
   impl_->routes();

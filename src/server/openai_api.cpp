@@ -219,8 +219,9 @@ Result<ApiRequest> parse_api_request(const json& body, bool chat, const ApiConte
   if (seed) {
     sp.seed = static_cast<uint64_t>(*seed);
   } else {
-    std::random_device rd;
-    sp.seed = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    // Seeded once per thread: std::random_device costs a system call or two per use.
+    thread_local std::mt19937_64 seeds{std::random_device{}()};
+    sp.seed = seeds();
   }
   if (const json* stop = field(body, "stop")) {
     if (stop->is_string()) {

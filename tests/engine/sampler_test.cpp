@@ -2,8 +2,11 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 
 #include <gtest/gtest.h>
+
+#include "core/cpu_features.h"
 
 namespace seekserve {
 namespace {
@@ -98,6 +101,93 @@ TEST(Sampler, PenaltiesFollowOpenAIAndHFDefinitions) {
   EXPECT_EQ(rep.sample(l, prompt, {}), 1);  // 3 / 2 = 1.5 < 2; the prompt counts too
   EXPECT_FLOAT_EQ(l[0], 1.5f);
   EXPECT_FLOAT_EQ(l[2], -2.0f);  // negative logits are multiplied
+}
+
+TEST(Sampler, ArgmaxPathsAgreeWithMaxElement) {
+  std::mt19937 gen(5);
+  for (size_t n : {16u, 17u, 31u, 100u, 129280u}) {
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<float> x(n);
+      for (float& v : x) v = static_cast<float>(gen() % 50) - 60.0f;  // many ties
+      if (trial % 3 == 0) x[gen() % n] = -INFINITY;
+      const int64_t want = std::max_element(x.begin(), x.end()) - x.begin();
+      EXPECT_EQ(sampler_detail::argmax_portable(x), want) << n;
+      if (cpu_features().avx512f) {
+        EXPECT_EQ(sampler_detail::argmax_avx512(x), want) << n;
+      }
+    }
+  }
+}
+
+// The fast sampler against the plain reference (full mask pass, full penalty passes, a full
+// sort): the same tokens at every step, and the same logits left behind, over DeepSeek-V3's
+// vocabulary shape (129,280 rows, the last 465 without a token) and a small one, for peaked,
+// flat and tied logits, every truncation, and penalties over a growing output.
+TEST(Sampler, FastPathDrawsExactlyWhatTheReferenceDraws) {
+  struct Config {
+    const char* name;
+    SamplingParams p;
+  };
+  auto make = [](float t, int32_t k, float top_p, float min_p, bool penalties) {
+    SamplingParams p;
+    p.temperature = t;
+    p.top_k = k;
+    p.top_p = top_p;
+    p.min_p = min_p;
+    if (penalties) {
+      p.repetition_penalty = 1.3f;
+      p.presence_penalty = 0.5f;
+      p.frequency_penalty = 0.3f;
+    }
+    return p;
+  };
+  const std::vector<Config> configs = {
+      {"greedy", make(0.0f, 0, 1.0f, 0.0f, false)},
+      {"greedy+penalties", make(0.0f, 0, 1.0f, 0.0f, true)},
+      {"t=1", make(1.0f, 0, 1.0f, 0.0f, false)},
+      {"t=0.7 top_p=0.9", make(0.7f, 0, 0.9f, 0.0f, false)},
+      {"top_k=40", make(1.0f, 40, 1.0f, 0.0f, false)},
+      {"min_p=0.05", make(1.3f, 0, 1.0f, 0.05f, false)},
+      {"all+penalties", make(0.9f, 100, 0.5f, 0.1f, true)},
+      {"t=1.5 top_p=0.95+penalties", make(1.5f, 0, 0.95f, 0.0f, true)},
+  };
+  enum class Shape { kPeaked, kFlat, kTied };
+  SamplerScratch shared;  // odd seeds draw with one scratch shared by every sampler, as the engine
+  auto run = [&](int64_t n_vocab, int64_t n_invalid, Shape shape, const Config& c, uint64_t seed,
+                 int steps) {
+    std::vector<bool> valid(static_cast<size_t>(n_vocab), true);
+    for (int64_t i = n_vocab - n_invalid; i < n_vocab; ++i) valid[static_cast<size_t>(i)] = false;
+    valid[7] = false;  // one hole in the middle too
+    SamplingParams p = c.p;
+    p.seed = seed;
+    Sampler fast(p, valid);
+    std::mt19937_64 ref_rng(seed);
+    std::mt19937 gen(static_cast<uint32_t>(seed * 7919 + static_cast<uint64_t>(shape)));
+    std::normal_distribution<float> normal(0.0f, shape == Shape::kPeaked ? 3.0f : 1.0f);
+    const std::vector<int32_t> prompt = {1, 5, 9, 5, 200};
+    std::vector<int32_t> output;
+    for (int step = 0; step < steps; ++step) {
+      std::vector<float> logits(static_cast<size_t>(n_vocab));
+      for (float& x : logits) {
+        x = normal(gen);
+        if (shape == Shape::kTied) x = std::round(x * 2.0f) / 2.0f;
+      }
+      if (shape == Shape::kPeaked) logits[gen() % static_cast<uint32_t>(n_vocab)] += 12.0f;
+      std::vector<float> ref_logits = logits;
+      const int32_t a = fast.sample(logits, prompt, output, seed % 2 ? &shared : nullptr);
+      const int32_t b = sample_reference(p, ref_rng, valid, ref_logits, prompt, output);
+      ASSERT_EQ(a, b) << c.name << " vocab " << n_vocab << " seed " << seed << " step " << step;
+      ASSERT_TRUE(valid[static_cast<size_t>(a)]) << c.name;
+      ASSERT_EQ(logits, ref_logits) << c.name << ": the penalised logits differ";
+      output.push_back(a);
+    }
+  };
+  for (const Config& c : configs) {
+    for (Shape shape : {Shape::kPeaked, Shape::kFlat, Shape::kTied}) {
+      run(129280, 465, shape, c, 11, 4);
+      for (uint64_t seed = 0; seed < 40; ++seed) run(997, 20, shape, c, seed, 6);
+    }
+  }
 }
 
 TEST(Sampler, ValidateNamesTheField) {

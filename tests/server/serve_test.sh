@@ -33,6 +33,10 @@ if [[ $status -ne 0 ]]; then
   exit $status
 fi
 
+# Half-closed clients get their whole reply; reset and closed ones are cancelled (plain sockets).
+/usr/bin/python3 "$SRC/tests/server/half_close.py" "$MAIN_URL" test-key tiny-v3 || {
+  echo "--- main server log (tail)"; tail -40 "$tmp/main.log"; exit 1; }
+
 # Prometheus' own checker accepts the exposition.
 curl -sf "$MAIN_URL/metrics" >"$tmp/metrics.txt"
 promtool check metrics <"$tmp/metrics.txt"
