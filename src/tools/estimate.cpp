@@ -334,13 +334,13 @@ struct Variable {
 
 // What `seekserve serve` holds beyond the engine for `batch` sequences of `ctx` tokens
 // (src/server/http_server.cpp sizes its thread pool as below).
-ServeBytes serve_bytes(const ModelConfig& c, const EstimateOptions& o, int64_t batch, int64_t ctx) {
+ServeBytes serve_bytes(const EstimateOptions& o, int64_t batch, int64_t ctx) {
   ServeBytes s;
   const int64_t batch_limit = batch > INT64_MAX / 8 ? INT64_MAX / 8 : 4 * batch;
   s.http_threads = o.http_threads > 0 ? o.http_threads : batch_limit + o.max_queue + 8;
   s.thread_starts = u(s.http_threads) * kHttpThreadStartBytes;
   s.requests_in_flight = u(batch) * kRequestInFlightBytes;
-  s.per_sequence = u(batch) * (u(c.vocab_size) / 8 + u(ctx) * 8);
+  s.per_sequence = u(batch) * u(ctx) * 8;
   s.runtime = kServeRuntimeBytes;
   s.total = s.thread_starts + s.requests_in_flight + s.per_sequence + s.runtime;
   return s;
@@ -363,7 +363,7 @@ struct Planner {
                                         : std::min<int64_t>(all, kDefaultStepTokens);
     const int64_t n_out = o.all_logits ? T : std::min(batch, T);
     v.act = activation_bytes(c, T, n_out, ctx, threads, linear_dtype, lm_head_dtype);
-    if (o.serve) v.serve = serve_bytes(c, o, batch, ctx);
+    if (o.serve) v.serve = serve_bytes(o, batch, ctx);
     return v;
   }
   uint64_t total(uint64_t fixed, int64_t batch, int64_t ctx) const {
@@ -498,8 +498,10 @@ Result<Estimate> estimate_memory(const ModelSource& src, const EstimateOptions& 
     ov.mla_absorbed_f32 = u(c.num_hidden_layers) * u(c.num_attention_heads) * u(c.kv_lora_rank) *
                           u(c.qk_nope_head_dim + c.v_head_dim) * kF32;
   }
-  // Sampler (src/engine/sampler.cpp): valid-token mask, index (i32) and probability (f64) arrays.
-  ov.sampler = u(c.vocab_size) * 13;
+  // Sampler (src/engine/sampler.h): the model's valid-id mask (1 bit per id), and the engine's one
+  // SamplerScratch shared by every sequence: per id a count (i32), a seen flag (u8), exp (f64),
+  // and at most once each a candidate index (i32) and probability (f64): 25 B.
+  ov.sampler = u(c.vocab_size) / 8 + u(c.vocab_size) * 25;
   if (o.process) {
     ov.code = kCodePagesBytes;
     const int64_t entries = src.tokenizer_entries > 0 ? src.tokenizer_entries : c.vocab_size;

@@ -146,7 +146,7 @@ struct OverheadBytes {
   uint64_t biases_f32 = 0;        // q/k/v biases copied to f32
   uint64_t router_f32 = 0;        // MoE gate + correction bias copied to f32
   uint64_t mla_absorbed_f32 = 0;  // HF / fused-GGUF MLA: per-head W_UKᵀ and W_UV in f32
-  uint64_t sampler = 0;           // per-vocab index/probability arrays
+  uint64_t sampler = 0;           // valid-id mask + the shared sampler scratch
   // The process baseline (EstimateOptions::process), see the constants above.
   uint64_t code = 0;           // binary and library pages
   uint64_t tokenizer = 0;      // entries × kTokenizerBytesPerEntry
@@ -161,7 +161,7 @@ struct ServeBytes {
   int64_t http_threads = 0;
   uint64_t thread_starts = 0;       // http_threads × kHttpThreadStartBytes
   uint64_t requests_in_flight = 0;  // batch × kRequestInFlightBytes
-  uint64_t per_sequence = 0;        // batch × (sampler mask vocab/8 + token ids ctx × 8 B)
+  uint64_t per_sequence = 0;        // batch × token ids (ctx × 8 B)
   uint64_t runtime = 0;             // kServeRuntimeBytes
   uint64_t total = 0;
 };

@@ -209,7 +209,7 @@ TEST(EstimateTest, ServeAddsItsThreadsAndRequests) {
   EXPECT_EQ(s.http_threads, 4 * 16 + kServeMaxQueue + 8);  // serve's default pool
   EXPECT_EQ(s.thread_starts, uint64_t(4 * 16 + kServeMaxQueue + 8) * kHttpThreadStartBytes);
   EXPECT_EQ(s.requests_in_flight, 16 * kRequestInFlightBytes);
-  EXPECT_EQ(s.per_sequence, uint64_t{16} * (129280 / 8 + 128 * 8));
+  EXPECT_EQ(s.per_sequence, uint64_t{16} * 128 * 8);
   EXPECT_EQ(s.runtime, kServeRuntimeBytes);
   EXPECT_EQ(s.total, s.thread_starts + s.requests_in_flight + s.per_sequence + s.runtime);
   EXPECT_EQ(e.total, engine.total + s.total);
