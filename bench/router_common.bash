@@ -52,13 +52,13 @@ CONF
   return 1
 }
 
-# start_router BIN THREADS NAME [PREFIX COMMAND...]: a router over $NGINX; sets ROUTER (the base
-# URL) and ROUTER_PID.
+# start_router BIN THREADS NAME [PREFIX COMMAND...]: a router over $NGINX, with the YAML lines in
+# $ROUTER_EXTRA_YAML added to its config; sets ROUTER (the base URL) and ROUTER_PID.
 start_router() {
   local bin=$1 threads=$2 name=$3
   shift 3
-  printf 'port: 0\nthreads: %s\nlog_level: warn\nbackends: [%s]\n' "$threads" "$NGINX" \
-    >"$tmp/$name.yaml"
+  printf 'port: 0\nthreads: %s\nlog_level: warn\nbackends: [%s]\n%s\n' "$threads" "$NGINX" \
+    "${ROUTER_EXTRA_YAML:-}" >"$tmp/$name.yaml"
   "$@" "$bin" route --config "$tmp/$name.yaml" >"$tmp/$name.out" 2>"$tmp/$name.log" &
   ROUTER_PID=$!
   pids+=($ROUTER_PID)

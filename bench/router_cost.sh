@@ -7,7 +7,9 @@
 #   SEEKSERVE_BUILD_DIR=build bash bench/router_cost.sh
 #   ROUTER_COST_BINS="/tmp/seekserve.before build/seekserve" bash bench/router_cost.sh
 # ROUTER_COST_RATE (1000 req/s), ROUTER_COST_SECONDS (5 per CPU run, 3 per strace run),
-# ROUTER_COST_ROUNDS (3), ROUTER_COST_PATH (/v1/completions; /v1/stream for SSE passthrough).
+# ROUTER_COST_ROUNDS (3), ROUTER_COST_PATH (/v1/completions; /v1/stream for SSE passthrough),
+# ROUTER_COST_CONNECTIONS (16), ROUTER_COST_THREADS (router I/O threads, 1); ROUTER_EXTRA_YAML
+# (lines added to every router's config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SEEKSERVE_BUILD_DIR:-build}
@@ -18,6 +20,8 @@ rate=${ROUTER_COST_RATE:-1000}
 seconds=${ROUTER_COST_SECONDS:-5}
 rounds=${ROUTER_COST_ROUNDS:-3}
 path=${ROUTER_COST_PATH:-/v1/completions}
+connections=${ROUTER_COST_CONNECTIONS:-16}
+threads=${ROUTER_COST_THREADS:-1}
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -32,13 +36,13 @@ command -v strace >/dev/null || { echo "router_cost: needs strace" >&2; exit 2; 
 start_nginx
 routers=() router_pids=()
 for i in "${!bins[@]}"; do
-  start_router "${bins[$i]}" 1 "router$i"
+  start_router "${bins[$i]}" "$threads" "router$i"
   routers+=("$ROUTER") router_pids+=("$ROUTER_PID")
 done
 stream=0
 [[ "$path" == /v1/stream ]] && stream=1
 load() {  # load URL SECONDS: prints requests sent
-  "$LOAD" --url "$1$path" --rate "$rate" --connections 16 --seconds "$2" --warmup 0 \
+  "$LOAD" --url "$1$path" --rate "$rate" --connections "$connections" --seconds "$2" --warmup 0 \
     --stream "$stream" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["sent"])'
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -63,7 +67,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-echo "router cost per request, $rate req/s to $path, median of $rounds runs (load: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "router cost per request, $rate req/s (0: closed loop) on $connections connections to $path, $threads I/O thread(s), median of $rounds runs (load: $(cut -d' ' -f1-3 /proc/loadavg))"
 /usr/bin/python3 - "$tmp/results" "$hz" "${bins[@]}" <<'PY'
 import re, statistics, sys
 results, hz, bins = sys.argv[1], int(sys.argv[2]), sys.argv[3:]

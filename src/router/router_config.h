@@ -17,7 +17,7 @@
 //   retries: {max_retries: 2, backoff: 25ms, max_backoff: 500ms}
 //   prefix_affinity: {prefix_chars: 256, load_factor: 1.25, virtual_nodes: 64}
 //   connect_timeout: 2s        request_timeout: 600s     drain_timeout: 30s
-//   backend_keepalive: {max_idle: 16, idle_timeout: 3s}
+//   backend_keepalive: {max_idle: 64, idle_timeout: 3s}
 //   max_body_bytes: 8388608    log_level: info
 //   replicas: / scaling_policy: / alerts:   kept as YAML for the replica supervisor, the
 //                              autoscaler and the alert rules (not read here)
@@ -71,7 +71,7 @@ struct PrefixAffinityConfig {
 // `seekserve serve` is) gives each open connection one of its worker threads, idle or not, so
 // the router keeps few of them and closes them before the backend's own 5 s keep-alive timeout.
 struct BackendKeepaliveConfig {
-  int max_idle = 16;          // idle connections kept per backend per I/O thread (0: none)
+  int max_idle = 64;          // idle connections kept per backend per I/O thread (0: none)
   double idle_timeout_s = 3;  // an idle connection older than this is closed (within 0.5 s)
 };
 
