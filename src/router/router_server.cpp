@@ -400,8 +400,8 @@ struct RouterServer::Impl {
       req.set(http::field::host, target->host_header);
       const Clock::time_point t0 = Clock::now();
 
-      // Ends a failed attempt: the next one, or (after the last) a 502 to the client.
-      // Returns true when the client has been answered.
+      // Books a failed attempt (the one place for connect, send and mid-reply failures). True
+      // when it was the last attempt: the client then gets a 502 naming the last error.
       auto attempt_failed = [&](const error_code& ec, const char* when) -> bool {
         pool.release(target->id, AttemptOutcome::kFailure, seconds_since(t0));
         const std::string why =
