@@ -132,6 +132,42 @@ RequestShape inspect_body(const std::string& body, bool want_key, size_t prefix_
   return shape;
 }
 
+// An operation that completes at once is still posted by Asio, and each post costs a pass
+// through the event loop with a non-blocking epoll_wait. Writes nearly always fit the socket
+// buffer, and a reply's body usually arrives with its header, so both are tried synchronously
+// first (the sockets are in non-blocking mode) and only the rest goes asynchronous.
+
+// Writes what the serializer has left: at once when the socket takes it, else asynchronously.
+template <class Serializer>
+net::awaitable<void> write_all(beast::tcp_stream& s, Serializer& sr, error_code& ec) {
+  http::write(s.socket(), sr, ec);
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    ec = {};
+    co_await http::async_write(s, sr, redirect(ec));
+  }
+}
+
+template <bool isRequest, class Body>
+net::awaitable<void> write_message(beast::tcp_stream& s, http::message<isRequest, Body>& msg,
+                                   error_code& ec) {
+  http::serializer<isRequest, Body> sr{msg};
+  co_await write_all(s, sr, ec);
+}
+
+// Feeds `parser` what `buffer` already holds. True when that made progress.
+template <class Parser>
+bool parse_buffered(Parser& parser, beast::flat_buffer& buffer, error_code& ec) {
+  bool progress = false;
+  while (buffer.size() > 0 && !parser.is_done()) {
+    const size_t n = parser.put(buffer.data(), ec);
+    buffer.consume(n);
+    if (ec == http::error::need_more) ec = {};
+    if (ec || n == 0) break;
+    progress = true;
+  }
+  return progress;
+}
+
 // A socket with a deadline. No timer is armed per operation (each would be a timer-queue
 // insert and, when it is the earliest, a timerfd syscall): the I/O thread's sweep, every
 // kSweepInterval, closes the socket of any deadline that has passed, which ends the operation
@@ -287,6 +323,7 @@ struct RouterServer::Impl {
         s->expires_never();
         error_code ignored;
         s->socket().set_option(tcp::no_delay(true), ignored);
+        s->socket().non_blocking(true, ignored);  // for the synchronous first tries above
         co_return s;
       }
       s = std::make_unique<beast::tcp_stream>(w.ioc);
@@ -333,7 +370,7 @@ struct RouterServer::Impl {
     res.prepare_payload();
     error_code ec;
     c.client_deadline.arm(c.client.socket(), deadline_in(config.request_timeout_s));
-    co_await http::async_write(c.client, res, redirect(ec));
+    co_await write_message(c.client, res, ec);
     c.client_deadline.disarm();
     co_return !ec && keep_alive;
   }
@@ -428,7 +465,7 @@ struct RouterServer::Impl {
         parser.emplace();
         parser->body_limit(std::numeric_limits<uint64_t>::max());  // boost::none is broken in 1.74
         ubuf.clear();
-        co_await http::async_write(*up, req, redirect(ec));
+        co_await write_message(*up, req, ec);
         if (!ec) co_await http::async_read_header(*up, ubuf, *parser, redirect(ec));
         if (!ec || !reused || watch.gone || c.upstream_deadline.fired) break;
         watch.upstream = nullptr;
@@ -476,7 +513,11 @@ struct RouterServer::Impl {
         http::response_serializer<http::buffer_body> sr{msg};
         bool up_ok = true, client_ok = true;
         c.client_deadline.arm(c.client.socket(), t0 + to_duration(config.request_timeout_s));
-        co_await http::async_write_header(c.client, sr, redirect(ec));
+        http::write_header(c.client.socket(), sr, ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+          ec = {};
+          co_await http::async_write_header(c.client, sr, redirect(ec));
+        }
         if (ec) client_ok = false;
         while (client_ok && !sr.is_done()) {
           if (!parser->is_done()) {
@@ -499,7 +540,7 @@ struct RouterServer::Impl {
             msg.body().size = 0;
             msg.body().more = false;
           }
-          co_await http::async_write(c.client, sr, redirect(ec));
+          co_await write_all(c.client, sr, ec);
           if (ec == http::error::need_buffer) ec = {};
           if (ec) {
             client_ok = false;
@@ -533,7 +574,8 @@ struct RouterServer::Impl {
       while (!parser->is_done()) {
         msg.body().data = buf.data();
         msg.body().size = buf.size();
-        co_await http::async_read(*up, ubuf, *parser, redirect(ec));
+        if (!parse_buffered(*parser, ubuf, ec) && !ec)
+          co_await http::async_read(*up, ubuf, *parser, redirect(ec));
         if (ec == http::error::need_buffer) ec = {};
         if (ec) break;
         body.append(buf.data(), buf.size() - msg.body().size);
@@ -568,7 +610,7 @@ struct RouterServer::Impl {
       res.prepare_payload();
       metrics.count_reply(status);
       c.client_deadline.arm(c.client.socket(), t0 + to_duration(config.request_timeout_s));
-      co_await http::async_write(c.client, res, redirect(ec));
+      co_await write_message(c.client, res, ec);
       c.client_deadline.disarm();
       co_return !ec && client_keep_alive;
     }
@@ -602,7 +644,9 @@ struct RouterServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.body_limit(static_cast<uint64_t>(config.max_body_bytes));
       error_code ec;
-      co_await http::async_read(c.client, c.buffer, parser, redirect(ec));
+      parse_buffered(parser, c.buffer, ec);
+      if (!ec && !parser.is_done())
+        co_await http::async_read(c.client, c.buffer, parser, redirect(ec));
       c.client_deadline.disarm();
       if (ec) {
         if (ec == http::error::body_limit)
@@ -666,6 +710,7 @@ struct RouterServer::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      socket.non_blocking(true, ec);  // for the synchronous first tries above
       net::co_spawn(w.ioc, serve_connection(w, std::move(socket)), net::detached);
     }
   }
