@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# Router overhead against an upstream that answers at once: Debian's nginx (one worker, started
-# here as a non-daemon on a free port with a temporary config) returns a fixed completion JSON
-# body and a fixed SSE body. bench/router_load (Asio client, kept-alive connections) measures
-# latency per request directly against nginx and through `seekserve route`, side by side, at 100
-# and 1,000 requests/s, then the most requests/s through the router.
+# Router overhead against an upstream that answers at once (bench/router_common.bash: Debian's
+# nginx returning a fixed completion JSON body and a fixed SSE body). bench/router_load (Asio
+# client, kept-alive connections) measures latency per request directly against nginx and
+# through `seekserve route`, side by side, at 100 and 1,000 requests/s, then the most requests/s
+# through the router.
 # Pinning on 2 cores (default): router (1 I/O thread) on CPU 1; nginx and the load client on
 # CPU 0. ROUTER_BENCH_PIN=0: nothing pinned and the router gets 2 I/O threads (on a machine shared
 # with other work, a pinned process waits behind whatever else runs on its core).
+# ROUTER_BENCH_BINS="/tmp/seekserve.before build/seekserve": several routers, each measured right
+# after the direct run, in the same order every time (to compare builds side by side).
 #   SEEKSERVE_BUILD_DIR=build bash bench/router_bench.sh      (or: make bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${SEEKSERVE_BUILD_DIR:-build}
-BIN=$build/seekserve
 LOAD=$build/bench/router_load
 [[ -x "$LOAD" ]] || cmake --build "$build" --target router_load >/dev/null
+read -r -a bins <<<"${ROUTER_BENCH_BINS:-$build/seekserve}"
 SECONDS_PER_RUN=${ROUTER_BENCH_SECONDS:-10}
 if [[ ${ROUTER_BENCH_PIN:-1} == 1 ]]; then
   on_client=(taskset -c 0) on_router=(taskset -c 1) router_threads=1
@@ -28,51 +30,15 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/router_common.bash
 
-NGINX_PORT=$(free_port)
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $tmp/nginx;
-  proxy_temp_path $tmp/nginx;
-  fastcgi_temp_path $tmp/nginx;
-  uwsgi_temp_path $tmp/nginx;
-  scgi_temp_path $tmp/nginx;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location = /health { return 200 '{"status":"ok"}'; }
-    location = /v1/completions {
-      default_type application/json;
-      return 200 '{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":" Hello! How can I help you today?","finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":3,"completion_tokens":9,"total_tokens":12}}';
-    }
-    location = /v1/stream {
-      default_type text/event-stream;
-      return 200 'data: {"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":" Hello"}]}\n\ndata: {"id":"cmpl-1","object":"text_completion","choices":[{"index":0,"text":"!","finish_reason":"stop"}]}\n\ndata: [DONE]\n\n';
-    }
-  }
-}
-CONF
-"${on_client[@]}" nginx -c "$tmp/nginx.conf" -p "$tmp" -e "$tmp/nginx/error.log" &
-pids+=($!)
-printf 'port: 0\nthreads: %s\nlog_level: warn\nbackends: [http://127.0.0.1:%s]\n' "$router_threads" \
-  "$NGINX_PORT" >"$tmp/router.yaml"
-"${on_router[@]}" "$BIN" route --config "$tmp/router.yaml" >"$tmp/router.out" 2>"$tmp/router.log" &
-pids+=($!)
-for _ in $(seq 1 100); do
-  ROUTER=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/router.out" | head -1)
-  [[ -n "$ROUTER" ]] && break
-  sleep 0.1
+start_nginx "${on_client[@]}"
+routers=()
+for i in "${!bins[@]}"; do
+  start_router "${bins[$i]}" "$router_threads" "router$i" "${on_router[@]}"
+  routers+=("$ROUTER")
 done
-[[ -n "$ROUTER" ]] || { cat "$tmp/router.log"; echo "router did not start"; exit 1; }
-NGINX=http://127.0.0.1:$NGINX_PORT
+label() { if ((${#bins[@]} > 1)); then echo "${bins[$1]}"; else echo router; fi; }
 
 run() {  # run URL RATE CONNECTIONS: bodies to /v1/stream ask for "stream": true
   local stream=0
@@ -82,26 +48,31 @@ run() {  # run URL RATE CONNECTIONS: bodies to /v1/stream ask for "stream": true
 }
 field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 
-echo "| body | rate (req/s) | direct P50 / P99 (ms) | via router P50 / P99 (ms) | added P50 / P99 (ms) |"
-echo "|---|---|---|---|---|"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "| body | rate (req/s) | router | direct P50 / P99 (ms) | via router P50 / P99 (ms) | added P50 / P99 (ms) |"
+echo "|---|---|---|---|---|---|"
 for path in /v1/completions /v1/stream; do
   for rate in 100 1000; do
     d=$(run "$NGINX$path" "$rate" 16)
-    r=$(run "$ROUTER$path" "$rate" 16)
-    /usr/bin/python3 - "$path" "$rate" "$d" "$r" <<'PY'
+    for i in "${!bins[@]}"; do
+      r=$(run "${routers[$i]}$path" "$rate" 16)
+      /usr/bin/python3 - "$path" "$rate" "$(label "$i")" "$d" "$r" <<'PY'
 import json, sys
-path, rate, d, r = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+path, rate, name, d, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
 kind = "completion JSON" if path == "/v1/completions" else "SSE"
-print(f"| {kind} | {rate} | {d['p50_ms']:.3f} / {d['p99_ms']:.3f} | {r['p50_ms']:.3f} / {r['p99_ms']:.3f} "
+print(f"| {kind} | {rate} | {name} | {d['p50_ms']:.3f} / {d['p99_ms']:.3f} | {r['p50_ms']:.3f} / {r['p99_ms']:.3f} "
       f"| {r['p50_ms'] - d['p50_ms']:.3f} / {r['p99_ms'] - d['p99_ms']:.3f} |")
 PY
+    done
   done
 done
 echo
 echo "| closed loop, 64 connections | req/s | P50 (ms) | P99 (ms) |"
 echo "|---|---|---|---|"
-for target in "direct $NGINX" "router $ROUTER"; do
-  set -- $target
-  m=$(run "$2/v1/completions" 0 64)
-  echo "| $1 | $(field "$m" rps) | $(field "$m" p50_ms) | $(field "$m" p99_ms) |"
+m=$(run "$NGINX/v1/completions" 0 64)
+echo "| direct | $(field "$m" rps) | $(field "$m" p50_ms) | $(field "$m" p99_ms) |"
+for i in "${!bins[@]}"; do
+  m=$(run "${routers[$i]}/v1/completions" 0 64)
+  echo "| $(label "$i") | $(field "$m" rps) | $(field "$m" p50_ms) | $(field "$m" p99_ms) |"
 done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -11,7 +11,7 @@ DEBIAN_PACKAGES=(
   clang-16 libclang-rt-16-dev clang-format
   python3 python3-numpy python3-jinja2
   prometheus prometheus-alertmanager
-  libboost-dev nginx-light
+  libboost-dev nginx-light strace
   nodejs npm
 )
 

@@ -54,6 +54,9 @@ Result<BackendId> BackendPool::add_backend(const std::string& url_text, int weig
   target->id = id;
   target->url = url;
   target->addresses = std::move(addresses);
+  target->host_header = url.host.find(':') == std::string::npos
+                            ? fmt::format("{}:{}", url.host, url.port)
+                            : fmt::format("[{}]:{}", url.host, url.port);
   Backend b;
   b.target = target;
   b.stats.id = id;

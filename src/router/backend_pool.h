@@ -48,6 +48,7 @@ struct BackendTarget {
   BackendId id = 0;
   BackendUrl url;
   std::vector<std::string> addresses;  // numeric IPs, tried in order
+  std::string host_header;             // "host:port" ("[v6]:port"), sent as Host
 };
 
 // How one attempt on a backend ended, as the passive health check sees it.

@@ -92,11 +92,12 @@ Status read_backends(const YAML::Node& node, RouterConfig& c) {
 
 Status read_config(const YAML::Node& root, RouterConfig& c) {
   if (root.IsNull()) return Status::ok_status();
-  SEEK_RETURN_IF_ERROR(check_keys(
-      root, "",
-      {"host", "port", "threads", "policy", "backends", "health_check", "ejection", "retries",
-       "prefix_affinity", "connect_timeout", "request_timeout", "drain_timeout", "max_body_bytes",
-       "log_level", "replicas", "scaling_policy", "alerts"}));
+  SEEK_RETURN_IF_ERROR(
+      check_keys(root, "",
+                 {"host", "port", "threads", "policy", "backends", "health_check", "ejection",
+                  "retries", "prefix_affinity", "connect_timeout", "request_timeout",
+                  "drain_timeout", "backend_keepalive", "max_body_bytes", "log_level", "replicas",
+                  "scaling_policy", "alerts"}));
   if (root["host"]) {
     SEEK_ASSIGN_OR_RETURN(c.host, get_string(root["host"], "host"));
   }
@@ -230,6 +231,18 @@ Status read_config(const YAML::Node& root, RouterConfig& c) {
   if (root["drain_timeout"]) {
     SEEK_ASSIGN_OR_RETURN(c.drain_timeout_s,
                           parse_duration(root["drain_timeout"], "drain_timeout"));
+  }
+  if (const YAML::Node k = root["backend_keepalive"]) {
+    SEEK_RETURN_IF_ERROR(check_keys(k, "backend_keepalive", {"max_idle", "idle_timeout"}));
+    if (k["max_idle"]) {
+      SEEK_ASSIGN_OR_RETURN(int64_t v, get_int(k["max_idle"], "backend_keepalive.max_idle", 0));
+      if (v > 1024) return invalid_argument("backend_keepalive.max_idle: {} is above 1024", v);
+      c.backend_keepalive.max_idle = static_cast<int>(v);
+    }
+    if (k["idle_timeout"]) {
+      SEEK_ASSIGN_OR_RETURN(c.backend_keepalive.idle_timeout_s,
+                            parse_duration(k["idle_timeout"], "backend_keepalive.idle_timeout"));
+    }
   }
   if (root["max_body_bytes"]) {
     SEEK_ASSIGN_OR_RETURN(c.max_body_bytes, get_int(root["max_body_bytes"], "max_body_bytes", 1));

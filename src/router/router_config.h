@@ -18,6 +18,7 @@
 //   prefix_affinity: {prefix_chars: 256, load_factor: 1.25, virtual_nodes: 64,
 //                     tokenizer: /models/r1-7b, prefix_tokens: 64}   # these two: optional
 //   connect_timeout: 2s        request_timeout: 600s     drain_timeout: 30s
+//   backend_keepalive: {max_idle: 64, idle_timeout: 3s}
 //   max_body_bytes: 8388608    log_level: info
 //   replicas: / scaling_policy: / alerts:   kept as YAML for the replica supervisor, the
 //                              autoscaler and the alert rules (not read here)
@@ -73,6 +74,14 @@ struct PrefixAffinityConfig {
   int prefix_tokens = 64;
 };
 
+// Kept-alive connections to backends, between requests. A backend served by cpp-httplib (as
+// `seekserve serve` is) gives each open connection one of its worker threads, idle or not, so
+// the router keeps few of them and closes them before the backend's own 5 s keep-alive timeout.
+struct BackendKeepaliveConfig {
+  int max_idle = 64;          // idle connections kept per backend per I/O thread (0: none)
+  double idle_timeout_s = 3;  // an idle connection older than this is closed (within 0.5 s)
+};
+
 struct RouterConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -86,6 +95,7 @@ struct RouterConfig {
   double connect_timeout_s = 2;
   double request_timeout_s = 600;
   double drain_timeout_s = 30;
+  BackendKeepaliveConfig backend_keepalive;
   int64_t max_body_bytes = 8 << 20;
   std::string log_level = "info";
 

@@ -25,11 +25,6 @@ void header(std::string& out, const char* name, const char* type, const char* he
 
 }  // namespace
 
-void RouterMetrics::count_reply(int http_status) {
-  std::lock_guard lock(mutex_);
-  ++replies_by_code_[http_status];
-}
-
 void RouterMetrics::add_source(std::function<void(std::string&)> source) {
   std::lock_guard lock(mutex_);
   sources_.push_back(std::move(source));
@@ -44,8 +39,10 @@ std::string RouterMetrics::render(const BackendPool& pool) const {
     std::lock_guard lock(mutex_);
     header(out, "seekserve_router_requests_total", "counter",
            "Replies the router sent to clients, by HTTP status.");
-    for (const auto& [code, n] : replies_by_code_)
-      out += fmt::format("seekserve_router_requests_total{{code=\"{}\"}} {}\n", code, n);
+    for (int code = 0; code < kCodes; ++code) {
+      const uint64_t n = replies_by_code_[code].load(std::memory_order_relaxed);
+      if (n > 0) out += fmt::format("seekserve_router_requests_total{{code=\"{}\"}} {}\n", code, n);
+    }
     sources = sources_;
   }
   header(out, "seekserve_router_retries_total", "counter",

@@ -12,11 +12,12 @@
 //   seekserve_router_backend_health_check_failures_total{backend}
 // plus whatever text registered sources append (other modules' metrics).
 //
-// Thread-safety: every method may be called from any thread; add_source before serving.
+// Thread-safety: every method may be called from any thread; add_source before serving. The
+// counters the proxy bumps per request are relaxed atomics (no lock on the request path).
 
+#include <array>
 #include <atomic>
 #include <functional>
-#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -27,7 +28,10 @@ namespace seekserve {
 
 class RouterMetrics {
  public:
-  void count_reply(int http_status);
+  void count_reply(int http_status) {
+    replies_by_code_[http_status >= 0 && http_status < kCodes ? http_status : 0].fetch_add(
+        1, std::memory_order_relaxed);
+  }
   void count_retry() { retries_.fetch_add(1, std::memory_order_relaxed); }
   void count_client_disconnect() { disconnects_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -38,8 +42,9 @@ class RouterMetrics {
   std::string render(const BackendPool& pool) const;
 
  private:
-  mutable std::mutex mutex_;
-  std::map<int, uint64_t> replies_by_code_;
+  static constexpr int kCodes = 1000;  // HTTP statuses are 3 digits; anything else counts as 0
+  mutable std::mutex mutex_;           // sources_
+  std::array<std::atomic<uint64_t>, kCodes> replies_by_code_{};
   std::atomic<uint64_t> retries_{0};
   std::atomic<uint64_t> disconnects_{0};
   std::vector<std::function<void(std::string&)>> sources_;

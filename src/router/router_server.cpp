@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <limits>
+#include <list>
 #include <map>
 #include <random>
 #include <set>
@@ -39,7 +40,6 @@ using error_code = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxBufferedReply = 64 << 20;  // a non-streaming reply larger than this fails
-constexpr size_t kMaxIdlePerBackend = 256;      // kept-alive connections per backend per thread
 constexpr double kClientIdleTimeoutS = 300;     // a kept-alive client connection with no request
 
 inline auto redirect(error_code& ec) {
@@ -132,8 +132,68 @@ RequestShape inspect_body(const std::string& body, bool want_key, size_t prefix_
   return shape;
 }
 
-// Watches the client socket while its request is being proxied: a read that fails means the
-// client went away, and the backend connection in use is closed at once.
+// An operation that completes at once is still posted by Asio, and each post costs a pass
+// through the event loop with a non-blocking epoll_wait. Writes nearly always fit the socket
+// buffer, and a reply's body usually arrives with its header, so both are tried synchronously
+// first (the sockets are in non-blocking mode) and only the rest goes asynchronous.
+
+// Writes what the serializer has left: at once when the socket takes it, else asynchronously.
+template <class Serializer>
+net::awaitable<void> write_all(beast::tcp_stream& s, Serializer& sr, error_code& ec) {
+  http::write(s.socket(), sr, ec);
+  if (ec == net::error::would_block || ec == net::error::try_again) {
+    ec = {};
+    co_await http::async_write(s, sr, redirect(ec));
+  }
+}
+
+template <bool isRequest, class Body>
+net::awaitable<void> write_message(beast::tcp_stream& s, http::message<isRequest, Body>& msg,
+                                   error_code& ec) {
+  http::serializer<isRequest, Body> sr{msg};
+  co_await write_all(s, sr, ec);
+}
+
+// Feeds `parser` what `buffer` already holds. True when that made progress.
+template <class Parser>
+bool parse_buffered(Parser& parser, beast::flat_buffer& buffer, error_code& ec) {
+  bool progress = false;
+  while (buffer.size() > 0 && !parser.is_done()) {
+    const size_t n = parser.put(buffer.data(), ec);
+    buffer.consume(n);
+    if (ec == http::error::need_more) ec = {};
+    if (ec || n == 0) break;
+    progress = true;
+  }
+  return progress;
+}
+
+// A socket with a deadline. No timer is armed per operation (each would be a timer-queue
+// insert and, when it is the earliest, a timerfd syscall): the I/O thread's sweep, every
+// kSweepInterval, closes the socket of any deadline that has passed, which ends the operation
+// in progress with an error.
+struct Deadline {
+  tcp::socket* socket = nullptr;  // nothing watched when null
+  Clock::time_point at = Clock::time_point::max();
+  bool fired = false;
+
+  void arm(tcp::socket& s, Clock::time_point when) {
+    socket = &s;
+    at = when;
+    fired = false;
+  }
+  void disarm() {
+    socket = nullptr;
+    at = Clock::time_point::max();
+  }
+};
+
+constexpr auto kSweepInterval = std::chrono::milliseconds(500);
+
+// The one read kept pending on a client connection from the moment a request has been parsed:
+// it is the disconnect probe while the request is proxied (a read that fails means the client
+// went away, and the backend connection in use is closed at once) and, once the reply is sent,
+// the read of the next request. One per connection, so a request costs no extra read syscall.
 struct ClientWatch {
   explicit ClientWatch(const net::any_io_executor& ex) : signal(ex) {}
   bool running = false;
@@ -146,10 +206,11 @@ struct ClientWatch {
 
 void start_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& watch) {
   watch->running = true;
+  watch->n = 0;
   client.socket().async_read_some(net::buffer(watch->data), [watch](error_code ec, size_t n) {
     watch->running = false;
     watch->n = n;
-    if (ec && ec != net::error::operation_aborted) {
+    if (ec) {  // EOF, reset, or the connection's deadline closed the socket
       watch->gone = true;
       if (watch->upstream) {
         error_code ignored;
@@ -161,15 +222,15 @@ void start_watch(beast::tcp_stream& client, const std::shared_ptr<ClientWatch>& 
   });
 }
 
-net::awaitable<void> stop_watch(beast::tcp_stream& client, ClientWatch& watch,
-                                beast::flat_buffer& client_buffer) {
+// Waits for the pending watch read to end (the client's next bytes, or its disconnect), then
+// moves what it read into `client_buffer`.
+net::awaitable<void> finish_watch(ClientWatch& watch, beast::flat_buffer& client_buffer) {
   if (watch.running) {
     error_code ignored;
-    client.socket().cancel(ignored);
     watch.signal.expires_at(net::steady_timer::time_point::max());
     co_await watch.signal.async_wait(redirect(ignored));
   }
-  if (watch.n > 0 && !watch.gone) {  // the client sent its next request early: keep the bytes
+  if (watch.n > 0) {
     auto space = client_buffer.prepare(watch.n);
     std::memcpy(space.data(), watch.data.data(), watch.n);
     client_buffer.commit(watch.n);
@@ -177,10 +238,30 @@ net::awaitable<void> stop_watch(beast::tcp_stream& client, ClientWatch& watch,
   }
 }
 
+// A kept-alive connection to a backend, waiting for the next request.
+struct IdleConnection {
+  std::unique_ptr<beast::tcp_stream> stream;
+  Clock::time_point since;
+};
+
+// One client connection: its socket, its pending read, its deadlines (the client socket's, and
+// the backend connection's while a request is in flight).
+struct Connection {
+  Connection(tcp::socket socket, const net::any_io_executor& ex)
+      : client(std::move(socket)), watch(std::make_shared<ClientWatch>(ex)) {}
+  beast::tcp_stream client;
+  beast::flat_buffer buffer;
+  std::shared_ptr<ClientWatch> watch;
+  std::string peer;  // the client's address, for X-Forwarded-For
+  Deadline client_deadline;
+  Deadline upstream_deadline;
+};
+
 struct Worker {
   net::io_context ioc{1};
   std::unique_ptr<tcp::acceptor> acceptor;
-  std::unordered_map<BackendId, std::vector<std::unique_ptr<beast::tcp_stream>>> idle;
+  std::unordered_map<BackendId, std::vector<IdleConnection>> idle;  // oldest first
+  std::list<Connection*> connections;                               // for the sweep
   std::thread thread;
 };
 
@@ -202,21 +283,21 @@ struct RouterServer::Impl {
   std::map<BackendId, Clock::time_point> next_check;
   std::set<BackendId> checking;
 
+  Clock::time_point deadline_in(double seconds) const {
+    return Clock::now() + to_duration(seconds);
+  }
+
   // --- connections to backends ---------------------------------------------------------------
 
+  // The most recently used idle connection. A connection the backend closed meanwhile is found
+  // out when the request is written or its reply read, and the request then goes on a fresh
+  // connection (see proxy()); the sweep closes idle connections before backends time them out.
   std::unique_ptr<beast::tcp_stream> take_idle(Worker& w, BackendId id) {
     auto it = w.idle.find(id);
-    if (it == w.idle.end()) return nullptr;
-    auto& list = it->second;
-    while (!list.empty()) {
-      std::unique_ptr<beast::tcp_stream> s = std::move(list.back());
-      list.pop_back();
-      // A connection the backend closed while idle reads as EOF (or has stray bytes): drop it.
-      char c;
-      const ssize_t n = ::recv(s->socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return s;
-    }
-    return nullptr;
+    if (it == w.idle.end() || it->second.empty()) return nullptr;
+    std::unique_ptr<beast::tcp_stream> s = std::move(it->second.back().stream);
+    it->second.pop_back();
+    return s;
   }
 
   void put_idle(Worker& w, BackendId id, std::unique_ptr<beast::tcp_stream> s) {
@@ -225,7 +306,8 @@ struct RouterServer::Impl {
       return;
     }
     auto& list = w.idle[id];
-    if (list.size() < kMaxIdlePerBackend) list.push_back(std::move(s));
+    if (list.size() < static_cast<size_t>(config.backend_keepalive.max_idle))
+      list.push_back({std::move(s), Clock::now()});
   }
 
   net::awaitable<std::unique_ptr<beast::tcp_stream>> connect_backend(Worker& w,
@@ -235,11 +317,13 @@ struct RouterServer::Impl {
     for (const std::string& address : t.addresses) {
       const net::ip::address ip = net::ip::make_address(address, ec);
       if (ec) continue;
-      s->expires_after(to_duration(config.connect_timeout_s));
+      s->expires_after(to_duration(config.connect_timeout_s));  // connects are rare: a timer
       co_await s->async_connect(tcp::endpoint(ip, static_cast<uint16_t>(t.url.port)), redirect(ec));
       if (!ec) {
+        s->expires_never();
         error_code ignored;
         s->socket().set_option(tcp::no_delay(true), ignored);
+        s->socket().non_blocking(true, ignored);  // for the synchronous first tries above
         co_return s;
       }
       s = std::make_unique<beast::tcp_stream>(w.ioc);
@@ -247,9 +331,35 @@ struct RouterServer::Impl {
     co_return nullptr;
   }
 
+  // Closes what is past its deadline, and idle backend connections past their idle timeout.
+  net::awaitable<void> sweep_loop(Worker& w) {
+    net::steady_timer tick(w.ioc);
+    const Clock::duration idle_timeout = to_duration(config.backend_keepalive.idle_timeout_s);
+    while (!stopping.load()) {
+      tick.expires_after(kSweepInterval);
+      error_code ec;
+      co_await tick.async_wait(redirect(ec));
+      const Clock::time_point now = Clock::now();
+      for (Connection* c : w.connections) {
+        for (Deadline* d : {&c->client_deadline, &c->upstream_deadline}) {
+          if (!d->socket || d->fired || now < d->at) continue;
+          d->fired = true;
+          error_code ignored;
+          d->socket->shutdown(tcp::socket::shutdown_both, ignored);
+          d->socket->close(ignored);
+        }
+      }
+      for (auto& [id, list] : w.idle) {
+        size_t expired = 0;
+        while (expired < list.size() && now - list[expired].since >= idle_timeout) ++expired;
+        list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(expired));
+      }
+    }
+  }
+
   // --- replies made here ---------------------------------------------------------------------
 
-  net::awaitable<bool> send_local(beast::tcp_stream& client, unsigned version, int status,
+  net::awaitable<bool> send_local(Connection& c, unsigned version, int status,
                                   const std::string& content_type, std::string body,
                                   bool keep_alive, const std::string& request_id) {
     http::response<http::string_body> res{static_cast<http::status>(status), version};
@@ -259,55 +369,52 @@ struct RouterServer::Impl {
     res.body() = std::move(body);
     res.prepare_payload();
     error_code ec;
-    client.expires_after(to_duration(config.request_timeout_s));
-    co_await http::async_write(client, res, redirect(ec));
+    c.client_deadline.arm(c.client.socket(), deadline_in(config.request_timeout_s));
+    co_await write_message(c.client, res, ec);
+    c.client_deadline.disarm();
     co_return !ec && keep_alive;
   }
 
-  net::awaitable<bool> send_error(beast::tcp_stream& client, unsigned version, int status,
+  net::awaitable<bool> send_error(Connection& c, unsigned version, int status,
                                   const std::string& message, const char* type, const char* code,
                                   bool keep_alive, const std::string& request_id) {
     metrics.count_reply(status);
-    co_return co_await send_local(client, version, status, "application/json",
+    co_return co_await send_local(c, version, status, "application/json",
                                   error_body(message, type, code), keep_alive, request_id);
   }
 
   // --- the proxy -----------------------------------------------------------------------------
 
-  // Proxies one request; true when the client connection may take another.
-  net::awaitable<bool> proxy(Worker& w, beast::tcp_stream& client, beast::flat_buffer& cbuf,
-                             http::request<http::string_body>& req) {
+  // Proxies one request; true when the client connection may take another. `req` is forwarded
+  // as it is, its hop-by-hop headers replaced.
+  net::awaitable<bool> proxy(Worker& w, Connection& c, http::request<http::string_body>& req) {
+    ClientWatch& watch = *c.watch;
     const unsigned version = req.version();
     const bool client_keep_alive = req.keep_alive() && !stopping.load();
     std::string request_id(req["X-Request-Id"]);
-    if (request_id.empty()) request_id = make_request_id();
+    const bool id_given = !request_id.empty();
+    if (!id_given) request_id = make_request_id();
     const RequestShape shape =
         inspect_body(req.body(), pool.wants_affinity_key(),
                      static_cast<size_t>(config.prefix_affinity.prefix_chars));
     const RouteRequest route{shape.affinity_key};
 
-    http::request<http::string_body> up_req{req.method(), req.target(), 11};
-    for (const auto& f : req)
-      if (!is_hop_by_hop(f)) up_req.insert(f.name_string(), f.value());
-    if (req["X-Request-Id"].empty()) up_req.set("X-Request-Id", request_id);
-    {
-      error_code ec;
-      const tcp::endpoint peer = client.socket().remote_endpoint(ec);
-      if (!ec) {
-        std::string xff(req["X-Forwarded-For"]);
-        up_req.set("X-Forwarded-For", (xff.empty() ? "" : xff + ", ") + peer.address().to_string());
-      }
+    for (auto it = req.begin(); it != req.end();) it = is_hop_by_hop(*it) ? req.erase(it) : ++it;
+    if (!id_given) req.set("X-Request-Id", request_id);
+    if (!c.peer.empty()) {
+      const beast::string_view v = req["X-Forwarded-For"];
+      const std::string_view xff(v.data(), v.size());
+      req.set("X-Forwarded-For", xff.empty() ? c.peer : fmt::format("{}, {}", xff, c.peer));
     }
-    up_req.body() = std::move(req.body());
-    up_req.keep_alive(true);
-    up_req.prepare_payload();
+    req.version(11);
+    req.keep_alive(true);
+    req.prepare_payload();
 
-    auto watch = std::make_shared<ClientWatch>(client.get_executor());
-    start_watch(client, watch);
     std::vector<BackendId> tried;
     std::string last_error = "no attempt";
     std::mt19937 jitter(static_cast<uint32_t>(Clock::now().time_since_epoch().count()));
     bool keep = false;
+    bool failed = false;  // every attempt failed: the client gets a 502
     for (int attempt = 0;; ++attempt) {
       if (attempt > 0) {
         metrics.count_retry();
@@ -318,18 +425,29 @@ struct RouterServer::Impl {
         error_code ignored;
         co_await timer.async_wait(redirect(ignored));
       }
-      if (watch->gone) break;
+      if (watch.gone) break;
       const std::shared_ptr<const BackendTarget> target = pool.acquire(route, tried);
       if (!target) {
-        co_await stop_watch(client, *watch, cbuf);
-        co_return co_await send_error(client, version, 503, "no backend is available",
+        co_return co_await send_error(c, version, 503, "no backend available",
                                       "service_unavailable", "no_backend", client_keep_alive,
                                       request_id);
       }
       tried.push_back(target->id);
       const bool last = attempt >= config.retries.max_retries;
-      up_req.set(http::field::host, fmt::format("{}:{}", target->url.host, target->url.port));
+      req.set(http::field::host, target->host_header);
       const Clock::time_point t0 = Clock::now();
+
+      // Books a failed attempt (the one place for connect, send and mid-reply failures). True
+      // when it was the last attempt: the client then gets a 502 naming the last error.
+      auto attempt_failed = [&](const error_code& ec, const char* when) -> bool {
+        pool.release(target->id, AttemptOutcome::kFailure, seconds_since(t0));
+        const std::string why =
+            c.upstream_deadline.fired ? std::string("request timed out") : ec.message();
+        last_error = fmt::format("{}: {}", target->url.text, why);
+        log_warn("router: {} attempt {} on {} failed{}: {}", request_id, attempt + 1,
+                 target->url.text, when, why);
+        return last;
+      };
 
       // Send and read the reply's header. A kept-alive connection that turns out dead before any
       // reply byte is not the backend's fault: one fresh connection is tried in its place.
@@ -341,35 +459,33 @@ struct RouterServer::Impl {
         up = conn_try == 0 ? take_idle(w, target->id) : nullptr;
         const bool reused = up != nullptr;
         if (!up) up = co_await connect_backend(w, *target, ec);
-        if (!up || watch->gone) break;
-        watch->upstream = up.get();
+        if (!up || watch.gone) break;
+        watch.upstream = up.get();
+        c.upstream_deadline.arm(up->socket(), t0 + to_duration(config.request_timeout_s));
         parser.emplace();
         parser->body_limit(std::numeric_limits<uint64_t>::max());  // boost::none is broken in 1.74
         ubuf.clear();
-        up->expires_after(to_duration(config.request_timeout_s));
-        co_await http::async_write(*up, up_req, redirect(ec));
+        co_await write_message(*up, req, ec);
         if (!ec) co_await http::async_read_header(*up, ubuf, *parser, redirect(ec));
-        if (!ec || !reused || watch->gone) break;
-        watch->upstream = nullptr;
+        if (!ec || !reused || watch.gone || c.upstream_deadline.fired) break;
+        watch.upstream = nullptr;
+        c.upstream_deadline.disarm();
         up.reset();
       }
       if (!up && !ec) ec = net::error::host_unreachable;
-      if (watch->gone) {
-        watch->upstream = nullptr;
+      if (watch.gone) {
+        watch.upstream = nullptr;
+        c.upstream_deadline.disarm();
         pool.release(target->id, AttemptOutcome::kAbandoned, 0);
         break;
       }
       if (ec) {
-        watch->upstream = nullptr;
-        pool.release(target->id, AttemptOutcome::kFailure, seconds_since(t0));
-        last_error = fmt::format("{}: {}", target->url.text, ec.message());
-        log_warn("router: {} attempt {} on {} failed: {}", request_id, attempt + 1,
-                 target->url.text, ec.message());
-        if (last) {
-          co_await stop_watch(client, *watch, cbuf);
-          co_return co_await send_error(
-              client, version, 502, "no backend could answer (last: " + last_error + ")",
-              "bad_gateway", "backend_failed", client_keep_alive, request_id);
+        watch.upstream = nullptr;
+        const bool answer = attempt_failed(ec, "");
+        c.upstream_deadline.disarm();
+        if (answer) {
+          failed = true;
+          break;
         }
         continue;
       }
@@ -379,7 +495,8 @@ struct RouterServer::Impl {
                                      : status >= 500 ? AttemptOutcome::kFailure
                                                      : AttemptOutcome::kSuccess;
       if ((status == 502 || status == 503 || status == 429) && !last) {
-        watch->upstream = nullptr;  // the connection is dropped with its unread body
+        watch.upstream = nullptr;  // the connection is dropped with its unread body
+        c.upstream_deadline.disarm();
         pool.release(target->id, outcome, seconds_since(t0));
         log_info("router: {} got {} from {}, retrying", request_id, status, target->url.text);
         continue;
@@ -395,8 +512,12 @@ struct RouterServer::Impl {
         msg.erase(http::field::proxy_connection);
         http::response_serializer<http::buffer_body> sr{msg};
         bool up_ok = true, client_ok = true;
-        client.expires_after(to_duration(config.request_timeout_s));
-        co_await http::async_write_header(client, sr, redirect(ec));
+        c.client_deadline.arm(c.client.socket(), t0 + to_duration(config.request_timeout_s));
+        http::write_header(c.client.socket(), sr, ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+          ec = {};
+          co_await http::async_write_header(c.client, sr, redirect(ec));
+        }
         if (ec) client_ok = false;
         while (client_ok && !sr.is_done()) {
           if (!parser->is_done()) {
@@ -419,17 +540,19 @@ struct RouterServer::Impl {
             msg.body().size = 0;
             msg.body().more = false;
           }
-          co_await http::async_write(client, sr, redirect(ec));
+          co_await write_all(c.client, sr, ec);
           if (ec == http::error::need_buffer) ec = {};
           if (ec) {
             client_ok = false;
             break;
           }
         }
-        watch->upstream = nullptr;
-        if (watch->gone || !client_ok) {
+        watch.upstream = nullptr;
+        c.upstream_deadline.disarm();
+        c.client_deadline.disarm();
+        if (watch.gone || !client_ok) {
           pool.release(target->id, AttemptOutcome::kAbandoned, 0);
-          watch->gone = true;
+          watch.gone = true;
           break;
         }
         if (!up_ok) {  // the backend failed mid-reply: the client sees the reply cut short
@@ -437,7 +560,6 @@ struct RouterServer::Impl {
           metrics.count_reply(502);
           log_warn("router: {} backend {} failed mid-stream: {}", request_id, target->url.text,
                    ec.message());
-          co_await stop_watch(client, *watch, cbuf);
           co_return false;
         }
         pool.release(target->id, outcome, seconds_since(t0));
@@ -452,7 +574,8 @@ struct RouterServer::Impl {
       while (!parser->is_done()) {
         msg.body().data = buf.data();
         msg.body().size = buf.size();
-        co_await http::async_read(*up, ubuf, *parser, redirect(ec));
+        if (!parse_buffered(*parser, ubuf, ec) && !ec)
+          co_await http::async_read(*up, ubuf, *parser, redirect(ec));
         if (ec == http::error::need_buffer) ec = {};
         if (ec) break;
         body.append(buf.data(), buf.size() - msg.body().size);
@@ -461,97 +584,118 @@ struct RouterServer::Impl {
           break;
         }
       }
-      watch->upstream = nullptr;
-      if (watch->gone) {
+      watch.upstream = nullptr;
+      if (watch.gone) {
+        c.upstream_deadline.disarm();
         pool.release(target->id, AttemptOutcome::kAbandoned, 0);
         break;
       }
       if (ec) {
-        pool.release(target->id, AttemptOutcome::kFailure, seconds_since(t0));
-        last_error = fmt::format("{}: {}", target->url.text, ec.message());
-        log_warn("router: {} attempt {} on {} failed mid-reply: {}", request_id, attempt + 1,
-                 target->url.text, ec.message());
-        if (last) {
-          co_await stop_watch(client, *watch, cbuf);
-          co_return co_await send_error(
-              client, version, 502, "no backend could answer (last: " + last_error + ")",
-              "bad_gateway", "backend_failed", client_keep_alive, request_id);
+        const bool answer = attempt_failed(ec, " mid-reply");
+        c.upstream_deadline.disarm();
+        if (answer) {
+          failed = true;
+          break;
         }
         continue;
       }
+      c.upstream_deadline.disarm();
       pool.release(target->id, outcome, seconds_since(t0));
       if (up_keep_alive) put_idle(w, target->id, std::move(up));
-      co_await stop_watch(client, *watch, cbuf);
-      http::response<http::string_body> res{msg.result(), version};
-      for (const auto& f : msg.base())
-        if (!is_hop_by_hop(f)) res.insert(f.name_string(), f.value());
+      http::response<http::string_body> res{std::move(msg.base()), std::move(body)};
+      for (auto it = res.begin(); it != res.end();) it = is_hop_by_hop(*it) ? res.erase(it) : ++it;
+      res.version(version);
       res.set("X-Seekserve-Backend", target->url.text);
       res.keep_alive(client_keep_alive);
-      res.body() = std::move(body);
       res.prepare_payload();
       metrics.count_reply(status);
-      client.expires_after(to_duration(config.request_timeout_s));
-      co_await http::async_write(client, res, redirect(ec));
+      c.client_deadline.arm(c.client.socket(), t0 + to_duration(config.request_timeout_s));
+      co_await write_message(c.client, res, ec);
+      c.client_deadline.disarm();
       co_return !ec && client_keep_alive;
     }
-    co_await stop_watch(client, *watch, cbuf);
-    if (watch->gone) {
+    if (watch.gone) {
       metrics.count_client_disconnect();
       log_info("router: {} client went away; backend request closed", request_id);
       co_return false;
+    }
+    if (failed) {
+      co_return co_await send_error(c, version, 502,
+                                    "no backend could answer (last: " + last_error + ")",
+                                    "bad_gateway", "backend_failed", client_keep_alive, request_id);
     }
     co_return keep;
   }
 
   net::awaitable<void> serve_connection(Worker& w, tcp::socket socket) {
-    beast::tcp_stream client(std::move(socket));
-    beast::flat_buffer cbuf;
+    Connection c(std::move(socket), w.ioc.get_executor());
+    w.connections.push_front(&c);
+    const auto registered = w.connections.begin();
+    {
+      error_code ec;
+      const tcp::endpoint peer = c.client.socket().remote_endpoint(ec);
+      if (!ec) c.peer = peer.address().to_string();
+    }
     for (;;) {
+      // The next request: bytes the pending read already has, then more as needed.
+      c.client_deadline.arm(c.client.socket(), deadline_in(kClientIdleTimeoutS));
+      co_await finish_watch(*c.watch, c.buffer);
+      if (c.watch->gone && c.buffer.size() == 0) break;
       http::request_parser<http::string_body> parser;
       parser.body_limit(static_cast<uint64_t>(config.max_body_bytes));
       error_code ec;
-      client.expires_after(to_duration(kClientIdleTimeoutS));
-      co_await http::async_read(client, cbuf, parser, redirect(ec));
+      parse_buffered(parser, c.buffer, ec);
+      if (!ec && !parser.is_done())
+        co_await http::async_read(c.client, c.buffer, parser, redirect(ec));
+      c.client_deadline.disarm();
       if (ec) {
         if (ec == http::error::body_limit)
-          co_await send_error(client, 11, 413, "request body too large", "invalid_request_error",
+          co_await send_error(c, 11, 413, "request body too large", "invalid_request_error",
                               "body_too_large", false, "");
         else if (ec != http::error::end_of_stream && ec != net::error::eof &&
-                 ec != net::error::connection_reset && ec != beast::error::timeout &&
+                 ec != net::error::connection_reset && ec != net::error::bad_descriptor &&
                  ec != net::error::operation_aborted)
-          co_await send_error(client, 11, 400, "malformed HTTP request: " + ec.message(),
+          co_await send_error(c, 11, 400, "malformed HTTP request: " + ec.message(),
                               "invalid_request_error", "bad_request", false, "");
         break;
       }
       http::request<http::string_body> req = parser.release();
-      client.expires_never();
+      // Bytes beyond this request (pipelining) are parsed next; otherwise the read that waits
+      // for the next request starts now and watches for a disconnect meanwhile.
+      if (c.buffer.size() == 0 && !c.watch->gone) start_watch(c.client, c.watch);
       bool keep = false;
       const std::string_view target(req.target().data(), req.target().size());
-      const std::string path(target.substr(0, target.find('?')));
+      const std::string_view path = target.substr(0, target.find('?'));
       const bool local_keep = req.keep_alive() && !stopping.load();
       if (req.method() == http::verb::get && path == "/health") {
         const bool ok = pool.any_routable() && !stopping.load();
         const nlohmann::json j = {{"status", ok ? "ok" : "unavailable"}, {"backends", pool.size()}};
-        keep = co_await send_local(client, req.version(), ok ? 200 : 503, "application/json",
-                                   j.dump(), local_keep, "");
-      } else if (req.method() == http::verb::get && path == "/metrics") {
-        keep = co_await send_local(client, req.version(), 200,
-                                   "text/plain; version=0.0.4; charset=utf-8", metrics.render(pool),
+        keep = co_await send_local(c, req.version(), ok ? 200 : 503, "application/json", j.dump(),
                                    local_keep, "");
-      } else if (auto it = endpoints.find(path);
-                 req.method() == http::verb::get && it != endpoints.end()) {
+      } else if (req.method() == http::verb::get && path == "/metrics") {
+        keep =
+            co_await send_local(c, req.version(), 200, "text/plain; version=0.0.4; charset=utf-8",
+                                metrics.render(pool), local_keep, "");
+      } else if (auto it = req.method() == http::verb::get ? endpoints.find(std::string(path))
+                                                           : endpoints.end();
+                 it != endpoints.end()) {
         LocalReply reply = it->second();
-        keep = co_await send_local(client, req.version(), reply.status, reply.content_type,
+        keep = co_await send_local(c, req.version(), reply.status, reply.content_type,
                                    std::move(reply.body), local_keep, "");
       } else {
         active.fetch_add(1);
-        keep = co_await proxy(w, client, cbuf, req);
+        keep = co_await proxy(w, c, req);
         active.fetch_sub(1);
       }
       if (!keep) break;
     }
+    c.client_deadline.disarm();
+    c.upstream_deadline.disarm();
+    w.connections.erase(registered);
     error_code ignored;
-    client.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.client.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.client.socket().close(ignored);
+    // The pending read, if any, ends with an error now; its handler holds the watch.
   }
 
   net::awaitable<void> accept_loop(Worker& w) {
@@ -566,6 +710,7 @@ struct RouterServer::Impl {
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
+      socket.non_blocking(true, ec);  // for the synchronous first tries above
       net::co_spawn(w.ioc, serve_connection(w, std::move(socket)), net::detached);
     }
   }
@@ -672,6 +817,7 @@ void RouterServer::start() {
   for (size_t i = 0; i < im.workers.size(); ++i) {
     Worker& w = *im.workers[i];
     net::co_spawn(w.ioc, im.accept_loop(w), net::detached);
+    net::co_spawn(w.ioc, im.sweep_loop(w), net::detached);
     if (i == 0) net::co_spawn(w.ioc, im.health_loop(w), net::detached);
     w.thread = std::thread([&w] {
       auto guard = net::make_work_guard(w.ioc);

@@ -17,6 +17,10 @@
 //
 // Threads: `threads` I/O threads, each with its own io_context, acceptor (SO_REUSEPORT) and
 // idle-connection pool, so a request never changes thread. Health checks run on thread 0.
+// Per request the path is lean: one read kept pending per client connection serves both as the
+// disconnect probe and as the read of the next request; no timer per operation (a sweep every
+// 0.5 s per thread enforces deadlines and closes idle backend connections); the request is
+// forwarded in place (no header copy); reply counters are atomics.
 //
 // Thread-safety: configure (add_*) before start(); stop() from any one thread.
 

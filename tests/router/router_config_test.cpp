@@ -26,6 +26,7 @@ health_check: {interval: 500ms, timeout: 1s, healthy_threshold: 1, unhealthy_thr
 ejection: {consecutive_failures: 5, base_time: 2s, max_time: 1m}
 retries: {max_retries: 3, backoff: 10ms}
 prefix_affinity: {prefix_chars: 64, load_factor: 1.5}
+backend_keepalive: {max_idle: 4, idle_timeout: 1500ms}
 replicas: {command: "seekserve serve --port {port}", min: 1, max: 3}
 scaling_policy:
   scaling_rules:
@@ -47,6 +48,8 @@ alerts: {rules: []}
   EXPECT_EQ(c->retries.max_retries, 3);
   EXPECT_DOUBLE_EQ(c->retries.backoff_s, 0.01);
   EXPECT_EQ(c->prefix_affinity.prefix_chars, 64);
+  EXPECT_EQ(c->backend_keepalive.max_idle, 4);
+  EXPECT_DOUBLE_EQ(c->backend_keepalive.idle_timeout_s, 1.5);
   // Sections of other modules are kept as written.
   EXPECT_EQ(c->replicas["max"].as<int>(), 3);
   EXPECT_EQ(c->scaling_policy["scaling_rules"][0]["threshold"].as<std::string>(), "85%");
@@ -54,6 +57,12 @@ alerts: {rules: []}
 }
 
 TEST(RouterConfig, ErrorsNameTheField) {
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nbackend_keepalive: {max_idle: -1}")
+                .find("backend_keepalive.max_idle"),
+            std::string::npos);
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nbackend_keepalive: {idle: 3s}")
+                .find("backend_keepalive"),
+            std::string::npos);
   EXPECT_NE(error_of("policy: fastest\nbackends: [http://127.0.0.1:1]").find("policy"),
             std::string::npos);
   EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nhealth_check: {unhealthy_threshold: -1}")

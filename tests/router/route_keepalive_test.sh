@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The router's kept-alive connections to a real `seekserve serve` replica (cpp-httplib gives every
+# open connection one of its HTTP threads, idle or not): after a burst of concurrent requests the
+# router keeps at most backend_keepalive.max_idle of them, so the replica still answers a direct
+# GET /health at once, and closes them after backend_keepalive.idle_timeout. A connection the
+# replica closed on its own (its 5 s keep-alive timeout) is replaced without the client noticing
+# and without counting as a failure or a retry. Every process is killed on exit (trap).
+set -euo pipefail
+BIN=${SEEKSERVE_BINARY:?}
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "route_keepalive_test: FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
+
+"$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
+# Four HTTP threads: four idle connections held by the router would take them all.
+"$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --max-num-seqs 4 --http-threads 4 \
+  >"$tmp/serve.out" 2>"$tmp/serve.log" &
+pids+=($!)
+for _ in $(seq 1 300); do
+  SURL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/serve.out" | head -1)
+  [[ -n "$SURL" ]] && break
+  sleep 0.1
+done
+[[ -n "$SURL" ]] || fail "replica did not start"
+SPORT=${SURL##*:}
+
+start_router() {  # start_router NAME YAML_BODY: sets RURL
+  printf 'port: 0\nthreads: 1\nbackends: [%s]\nhealth_check: {interval: 60s}\n%s\n' "$SURL" "$2" \
+    >"$tmp/$1.yaml"
+  "$BIN" route --config "$tmp/$1.yaml" >"$tmp/$1.out" 2>"$tmp/$1.log" &
+  pids+=($!)
+  RURL=
+  for _ in $(seq 1 300); do
+    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$1.out" | head -1)
+    [[ -n "$RURL" ]] && break
+    sleep 0.1
+  done
+  [[ -n "$RURL" ]] || fail "router $1 did not start"
+  for _ in $(seq 1 100); do
+    curl -sf --max-time 5 "$RURL/health" >/dev/null && return 0
+    sleep 0.1
+  done
+  fail "router $1 never saw the replica healthy"
+}
+# Connections open to the replica's port (the router's; this script holds none between calls).
+to_replica() { ss -Htn state established "( dport = :$SPORT )" | wc -l; }
+complete() {  # complete URL MAX_TOKENS
+  curl -sf --max-time 120 -H 'Content-Type: application/json' \
+    -d "{\"model\":\"tiny-v3\",\"prompt\":\"Once upon a time\",\"max_tokens\":$2}" \
+    "$1/v1/completions" -o /dev/null
+}
+metric() {  # metric URL NAME_WITH_LABELS: its value, 0 when absent
+  local v
+  v=$(curl -sf --max-time 10 "$1/metrics" | grep -v "^#" | grep -F "$2 " | awk '{print $2}' | head -1)
+  echo "${v:-0}"
+}
+
+# --- a burst of 4 concurrent requests, then the idle connections the router keeps -----------
+start_router capped 'backend_keepalive: {max_idle: 2, idle_timeout: 2s}'
+CAPPED=$RURL
+burst=()
+for i in 1 2 3 4; do
+  complete "$CAPPED" 16 &
+  burst+=($!)
+done
+for p in "${burst[@]}"; do wait "$p" || fail "a burst request failed"; done
+held=$(to_replica)
+echo "after the burst the router holds $held connections to the replica"
+((held <= 2)) || fail "router holds $held idle connections to the replica, max_idle is 2"
+# With two HTTP threads free, the replica answers its own health check at once (a router holding
+# all four would make this wait for the replica's 5 s keep-alive timeout).
+curl -sf --max-time 3 "$SURL/health" >/dev/null || fail "the replica's /health did not answer"
+closed=0
+for _ in $(seq 1 100); do
+  if (($(to_replica) == 0)); then
+    closed=1
+    break
+  fi
+  sleep 0.1
+done
+((closed)) || fail "idle connections still open 10 s after a 2 s idle_timeout: $(to_replica)"
+echo "idle connections closed after idle_timeout"
+
+# --- a connection the replica closed while idle is replaced ---------------------------------
+start_router lasting 'backend_keepalive: {max_idle: 4, idle_timeout: 60s}'
+LASTING=$RURL
+complete "$LASTING" 2 || fail "first request through the lasting router failed"
+((1 == $(to_replica))) || fail "want the one kept-alive connection, see $(to_replica)"
+sleep 6.5  # the replica's keep-alive timeout (5 s) closes it
+for i in 1 2 3; do complete "$LASTING" 2 || fail "request $i after the replica closed its end failed"; done
+backend="seekserve_router_backend_requests_total{backend=\"$SURL\",outcome=\"failed\"}"
+[[ $(metric "$LASTING" "$backend") == 0 ]] || fail "a replaced connection counted as a failure"
+[[ $(metric "$LASTING" seekserve_router_retries_total) == 0 ]] || fail "it counted as a retry"
+[[ $(metric "$LASTING" 'seekserve_router_requests_total{code="200"}') == 4 ]] ||
+  fail "want 4 replies with 200"
+echo "route_keepalive_test: OK"
