@@ -5,7 +5,7 @@
 # rep), batched decode at 1/4/16/32 sequences, prefill of 512 tokens and peak RSS.
 # Models are cached in $SEEKSERVE_BENCH_MODELS (default ~/.cache/seekserve-bench-models):
 # r1-qwen-1.5b in BF16 (make-model), Q8_0 (GGUF) and FP8 (HF folder) from `seekserve quantize`,
-# and v2-lite cut to 8 layers in Q8_0 (its BF16 source is deleted once quantised).
+# and v2-lite cut to 8 layers, made directly in Q8_0.
 #
 #   bash bench/decode_bench.sh            # after: cmake --build build --target engine_bench seekserve
 #   THREADS=2 REPS=3 WEIGHTS=mmap MODELS="r1-qwen-1.5b-q8_0.gguf" bash bench/decode_bench.sh
@@ -27,11 +27,8 @@ qwen="$models/r1-qwen-1.5b-bf16.gguf"
   "$seek" quantize "$qwen" "$models/r1-qwen-1.5b-q8_0.gguf" --dtype q8_0 --quiet
 [[ -e $models/r1-qwen-1.5b-fp8 ]] || "$seek" quantize "$qwen" "$models/r1-qwen-1.5b-fp8" --dtype fp8 --quiet
 v2="$models/v2-lite-l8-q8_0.gguf"
-if [[ ! -e $v2 ]]; then
-  "$seek" make-model --preset v2-lite --layers 8 --format gguf --dtype bf16 --out "$models/v2-lite-l8-bf16.gguf"
-  "$seek" quantize "$models/v2-lite-l8-bf16.gguf" "$v2" --dtype q8_0 --quiet
-  rm -f "$models/v2-lite-l8-bf16.gguf"
-fi
+# Written directly in Q8_0, tensor by tensor (what quantize makes of the bf16 form, ~4.7 GB).
+[[ -e $v2 ]] || "$seek" make-model --preset v2-lite --layers 8 --format gguf --dtype q8_0 --out "$v2"
 
 bw=$(taskset -c "$cpus" "$bin" --bandwidth --threads "$threads" | awk '{print $2}')
 echo "read bandwidth, $threads threads: $bw GB/s"

@@ -36,6 +36,22 @@ bool is_q8act_dtype(DType t) {
   return t == DType::kQ8_0 || t == DType::kQ4_0;
 }
 
+// MatmulJob::x_sum128 and xd16 of one activation row (q [n_blocks * 32], d [n_blocks]).
+void prepare_vnni_row(const int8_t* q, const float* d, int64_t n_blocks, int32_t* sum,
+                      float* scale) {
+  for (int64_t p = 0; p < ceil_div(n_blocks, 2); ++p) {
+    for (int64_t t = 0; t < 16; ++t) {
+      const int64_t block = 2 * p + t / 8;
+      int32_t s = 0;
+      if (block < n_blocks) {
+        for (int64_t u = 0; u < 4; ++u) s += q[p * 2 * kQBlock + 4 * t + u];
+      }
+      sum[p * 16 + t] = -128 * s;
+      scale[p * 16 + t] = block < n_blocks ? d[block] : 0.0f;
+    }
+  }
+}
+
 bool amx_takes(DType t) {
   return t == DType::kBF16 || t == DType::kF8E4M3 || t == DType::kQ8_0 || t == DType::kQ4_0;
 }
@@ -178,20 +194,34 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
     return Status::ok_status();
   }
 
-  std::vector<uint16_t> x_bf16;  // [m, x_bf16_ld] bf16
-  std::vector<int8_t> xq;        // [m, k] i8
-  std::vector<float> xd;         // [m, k / 32] f32
+  std::vector<uint16_t> x_bf16;   // [m, x_bf16_ld] bf16
+  std::vector<int8_t> xq;         // [m, k] i8
+  std::vector<float> xd;          // [m, k / 32] f32
+  std::vector<int32_t> x_sum128;  // [m, ceil(k / 64), 16] i32 (VNNI)
+  std::vector<float> xd16;        // [m, ceil(k / 64), 16] f32 (VNNI)
   if ((path == IsaLevel::kAvx2 || path == IsaLevel::kAvx512) && is_q8act_dtype(w.dtype) &&
       variant.int8_activations) {
+    job.use_vnni = path == IsaLevel::kAvx512 && variant.avx512_vnni && cpu.avx512_vnni;
+    const int64_t n_blocks = job.k / kQBlock, n_pairs = ceil_div(n_blocks, 2);
     xq.resize(m * job.k);
-    xd.resize(m * (job.k / kQBlock));
+    xd.resize(m * n_blocks);
+    if (job.use_vnni) {
+      x_sum128.resize(m * n_pairs * 16);
+      xd16.resize(m * n_pairs * 16);
+    }
     pool.parallel_for(m, [&](int64_t i, int) {
-      quantize_activations_q8(x + i * job.k, job.k, xq.data() + i * job.k,
-                              xd.data() + i * (job.k / kQBlock));
+      int8_t* q = xq.data() + i * job.k;
+      float* d = xd.data() + i * n_blocks;
+      quantize_activations_q8(x + i * job.k, job.k, q, d);
+      if (job.use_vnni) {
+        prepare_vnni_row(q, d, n_blocks, x_sum128.data() + i * n_pairs * 16,
+                         xd16.data() + i * n_pairs * 16);
+      }
     });
     job.xq = xq.data();
     job.xd = xd.data();
-    job.use_vnni = path == IsaLevel::kAvx512 && variant.avx512_vnni && cpu.avx512_vnni;
+    job.x_sum128 = job.use_vnni ? x_sum128.data() : nullptr;
+    job.xd16 = job.use_vnni ? xd16.data() : nullptr;
   }
   if (path == IsaLevel::kAvx512 && w.dtype == DType::kBF16 && variant.avx512_bf16 &&
       cpu.avx512_bf16) {

@@ -168,6 +168,74 @@ void block_f32(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t
       });
 }
 
+// FP8 weights, 32 k per step: the E4M3 → f16 bit move of RowFp8 done on 32 bytes at once in one
+// 512-bit register (half the integer work per weight), then two f16 → f32 halves. Each output
+// gets exactly tile_f32<RowFp8>'s arithmetic (same products, same accumulator, same k order:
+// k0..k0+15 then k0+16..k0+31), so results are bit-identical to it; a k tail shorter than 32
+// runs RowFp8::decode.
+template <int kMr, int kNr>
+void tile_fp8(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
+  const WeightView& w = *job.w;
+  RowFp8 rows[kNr];
+  for (int c = 0; c < kNr; ++c) rows[c] = RowFp8(w, std::min(j + c, j1 - 1));
+  const float* xr[kMr];
+  for (int r = 0; r < kMr; ++r) xr[r] = job.x + std::min(i + r, i1 - 1) * job.k;
+  __m512 acc[kMr][kNr];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
+  int64_t k0 = 0;
+  for (; k0 + 32 <= job.k; k0 += 32) {
+    __m512 lo[kNr], hi[kNr];
+#pragma GCC unroll 8
+    for (int c = 0; c < kNr; ++c) {
+      const __m512i v = _mm512_slli_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                              reinterpret_cast<const __m256i*>(rows[c].p + k0))),
+                                          8);
+      const __m512i h = _mm512_and_si512(_mm512_srai_epi16(v, 1), _mm512_set1_epi16(-0x4080));
+      // k0 is a multiple of 32, so both halves lie in one 128-column scale block.
+      const __m512 scale = _mm512_set1_ps(256.0f * rows[c].scale_row[k0 / kFp8ScaleBlock]);
+      lo[c] = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(h)), scale);
+      hi[c] = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1)), scale);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const __m512 x0 = _mm512_loadu_ps(xr[r] + k0), x1 = _mm512_loadu_ps(xr[r] + k0 + 16);
+#pragma GCC unroll 8
+      for (int c = 0; c < kNr; ++c) {
+        acc[r][c] = _mm512_fmadd_ps(x0, lo[c], acc[r][c]);
+        acc[r][c] = _mm512_fmadd_ps(x1, hi[c], acc[r][c]);
+      }
+    }
+  }
+  for (; k0 < job.k; k0 += 16) {
+    const __mmask16 m = mask16(job.k - k0);
+    __m512 wv[kNr];
+#pragma GCC unroll 8
+    for (int c = 0; c < kNr; ++c) wv[c] = rows[c].decode(k0, m);
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const __m512 xv = load_ps(m, xr[r] + k0);
+#pragma GCC unroll 8
+      for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_fmadd_ps(xv, wv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < kMr && i + r < i1; ++r) {
+    for (int c = 0; c < kNr && j + c < j1; ++c) {
+      job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
+    }
+  }
+}
+
+void block_fp8(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for_each_tile<4, 4, 8>(
+      i0, i1, j0, j1, [&](int64_t i, int64_t j) { tile_fp8<4, 4>(job, i, i1, j, j1); },
+      [&](int64_t i, int64_t j) {
+        one_row(j, j1, 8, [&](int64_t jj) { tile_fp8<1, 1>(job, i, i1, jj, j1); });
+      });
+}
+
 // BF16 weights with vdpbf16ps: X (already bf16, zero-padded to x_bf16_ld) · W, 32 k per step.
 template <int kMr, int kNr>
 void tile_bf16_dot(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
@@ -248,18 +316,17 @@ QPair load_q4_0_pair(const uint8_t* row, int64_t b, int64_t n_blocks) {
           _cvtsh_ss(load_u16(p0)), d1};
 }
 
-// Σ over each group of 4 bytes of |w|·(±x): lane t holds the exact dot of bytes 4t..4t+3. Both
-// forms give the same integers (|w| ≤ 128, |x| ≤ 127: no i16 saturation in maddubs).
-template <bool kVnni>
-__m512i dot4(__m512i abs_w, __m512i signed_x) {
-  if constexpr (kVnni) {
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), abs_w, signed_x);
-  } else {
-    return _mm512_madd_epi16(_mm512_maddubs_epi16(abs_w, signed_x), _mm512_set1_epi16(1));
-  }
+// Σ over each group of 4 bytes of |w|·(±x): lane t holds the exact dot of bytes 4t..4t+3
+// (|w| ≤ 128, |x| ≤ 127: no i16 saturation in maddubs).
+__m512i dot4_maddubs(__m512i abs_w, __m512i signed_x) {
+  return _mm512_madd_epi16(_mm512_maddubs_epi16(abs_w, signed_x), _mm512_set1_epi16(1));
 }
 
-// Q8_0/Q4_0 weights against int8 activations, 64 k (two blocks) per step.
+// Q8_0/Q4_0 weights against int8 activations, 64 k (two blocks) per step: the sign of w moved
+// onto x, then |w|·(±x) by maddubs + madd, or (kVnni) by one vpdpbusd. Without VNNI every tile
+// runs this; with VNNI only single activation rows do (it reads fewer side arrays than
+// tile_q8act_vnni, and measured faster on the memory-bound GEMV), with the same integers and the
+// same float steps, so a row's result is bit-identical in either tile.
 template <bool kVnni, bool kQ4, int kMr, int kNr>
 void tile_q8act(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
   const int64_t n_blocks = job.k / kQBlock;
@@ -298,8 +365,89 @@ void tile_q8act(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t 
 #pragma GCC unroll 8
       for (int c = 0; c < kNr; ++c) {
         const __m512i sx = _mm512_mask_sub_epi8(x, neg[c], _mm512_setzero_si512(), x);
-        const __m512 dot = _mm512_cvtepi32_ps(dot4<kVnni>(abs_w[c], sx));
+        const __m512 dot =
+            _mm512_cvtepi32_ps(kVnni ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), abs_w[c], sx)
+                                     : dot4_maddubs(abs_w[c], sx));
         acc[r][c] = _mm512_fmadd_ps(dot, _mm512_mul_ps(dx, dw[c]), acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < kMr && i + r < i1; ++r) {
+    for (int c = 0; c < kNr && j + c < j1; ++c) {
+      job.y[(i + r) * job.n + j + c] = _mm512_reduce_add_ps(acc[r][c]);
+    }
+  }
+}
+
+// Two blocks' f16 scales d0 (lanes 0-7) and d1 (lanes 8-15; 0 when there is no second block) as
+// f32, exactly.
+__m512 pair_scales(const uint8_t* block0, int64_t block_bytes, bool pair) {
+  const __m128i d0 = _mm_set1_epi16(static_cast<int16_t>(load_u16(block0)));
+  const __m128i d1 = pair ? _mm_set1_epi16(static_cast<int16_t>(load_u16(block0 + block_bytes)))
+                          : _mm_setzero_si128();
+  return _mm512_cvtph_ps(_mm256_set_m128i(d1, d0));
+}
+
+// Two consecutive blocks of one weight row as 64 bytes w + 128 (w XOR 0x80: vpdpbusd multiplies
+// unsigned by signed bytes), zero weights (128) past the row.
+template <bool kQ4>
+__m512i load_pair_biased(const uint8_t* block0, bool pair) {
+  __m256i lo, hi = _mm256_setzero_si256();
+  if constexpr (kQ4) {
+    lo = q4_0_block(block0);
+    if (pair) hi = q4_0_block(block0 + 18);
+  } else {
+    lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block0 + 2));
+    if (pair) hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block0 + 34 + 2));
+  }
+  return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                          _mm512_set1_epi8(static_cast<char>(0x80)));
+}
+
+// Q8_0/Q4_0 weights against int8 activations with VNNI, 64 k (two blocks) per step. vpdpbusd
+// sums (w + 128)·x over each group of 4 bytes onto an accumulator that starts at −128·Σx
+// (MatmulJob::x_sum128, prepared once per activation row), so lane t holds exactly Σ w·x over
+// bytes 4t..4t+3 — the same integers as the maddubs form, with one instruction per (row, column)
+// pair and the weight-side work shared by the kMr rows, the activation side by the kNr columns.
+// |(w+128)·x| ≤ 255·127: four of them plus the start fit i32 (vpdpbusd does not saturate).
+template <bool kQ4, int kMr, int kNr>
+void tile_q8act_vnni(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t j1) {
+  constexpr int64_t kBlockBytes = kQ4 ? 18 : 34;
+  const int64_t n_blocks = job.k / kQBlock, n_pairs = (n_blocks + 1) / 2;
+  const auto* wbase = static_cast<const uint8_t*>(job.w->data);
+  const uint8_t* wr[kNr];
+  for (int c = 0; c < kNr; ++c) wr[c] = wbase + std::min(j + c, j1 - 1) * n_blocks * kBlockBytes;
+  int64_t rows[kMr];
+  for (int r = 0; r < kMr; ++r) rows[r] = std::min(i + r, i1 - 1);
+  __m512 acc[kMr][kNr];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 8
+    for (int c = 0; c < kNr; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < n_pairs; ++p) {
+    const bool pair = 2 * p + 1 < n_blocks;
+    __m512i wu[kNr];
+    __m512 dw[kNr];
+#pragma GCC unroll 8
+    for (int c = 0; c < kNr; ++c) {
+      const uint8_t* block0 = wr[c] + 2 * p * kBlockBytes;
+      wu[c] = load_pair_biased<kQ4>(block0, pair);
+      dw[c] = pair_scales(block0, kBlockBytes, pair);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const int8_t* xq = job.xq + rows[r] * job.k + 2 * p * kQBlock;
+      // An unpaired last block leaves the high half of x zero.
+      const __m512i x =
+          pair ? _mm512_loadu_si512(xq)
+               : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq)));
+      const int64_t at = (rows[r] * n_pairs + p) * 16;
+      const __m512i start = _mm512_loadu_si512(job.x_sum128 + at);
+      const __m512 dx = _mm512_loadu_ps(job.xd16 + at);
+#pragma GCC unroll 8
+      for (int c = 0; c < kNr; ++c) {
+        const __m512i dot = _mm512_dpbusd_epi32(start, wu[c], x);
+        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dx, dw[c]), acc[r][c]);
       }
     }
   }
@@ -312,12 +460,21 @@ void tile_q8act(const MatmulJob& job, int64_t i, int64_t i1, int64_t j, int64_t 
 
 template <bool kVnni, bool kQ4>
 void block_q8act(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  for_each_tile<2, 4, 8>(
-      i0, i1, j0, j1,
-      [&](int64_t i, int64_t j) { tile_q8act<kVnni, kQ4, 2, 4>(job, i, i1, j, j1); },
-      [&](int64_t i, int64_t j) {
-        one_row(j, j1, 8, [&](int64_t jj) { tile_q8act<kVnni, kQ4, 1, 1>(job, i, i1, jj, j1); });
-      });
+  if constexpr (kVnni) {
+    for_each_tile<4, 4, 8>(
+        i0, i1, j0, j1,
+        [&](int64_t i, int64_t j) { tile_q8act_vnni<kQ4, 4, 4>(job, i, i1, j, j1); },
+        [&](int64_t i, int64_t j) {
+          one_row(j, j1, 8, [&](int64_t jj) { tile_q8act<true, kQ4, 1, 1>(job, i, i1, jj, j1); });
+        });
+  } else {
+    for_each_tile<2, 4, 8>(
+        i0, i1, j0, j1,
+        [&](int64_t i, int64_t j) { tile_q8act<false, kQ4, 2, 4>(job, i, i1, j, j1); },
+        [&](int64_t i, int64_t j) {
+          one_row(j, j1, 8, [&](int64_t jj) { tile_q8act<false, kQ4, 1, 1>(job, i, i1, jj, j1); });
+        });
+  }
 }
 
 template <typename Row>
@@ -364,7 +521,7 @@ void matmul_block_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j
       if (job.use_bf16_dot) return block_bf16_dot(job, i0, i1, j0, j1);
       return block_f32<RowBF16>(job, i0, i1, j0, j1);
     case DType::kF8E4M3:
-      return block_f32<RowFp8>(job, i0, i1, j0, j1);
+      return block_fp8(job, i0, i1, j0, j1);
     case DType::kQ8_0:
       if (job.xq == nullptr) return block_f32<RowQF32<false>>(job, i0, i1, j0, j1);
       if (job.use_vnni) return block_q8act<true, false>(job, i0, i1, j0, j1);

@@ -28,6 +28,11 @@ struct MatmulJob {
   // against the weights widened exactly to f32).
   const int8_t* xq = nullptr;  // [m, k] i8
   const float* xd = nullptr;   // [m, k / 32] f32
+  // With use_vnni, per row and pair of blocks (p = block / 2), in the 16 lanes of the kernel's
+  // integer dot (lane t covers bytes 4t..4t+3 of the pair's 64):
+  const int32_t* x_sum128 = nullptr;  // [m, ceil(k / 64), 16] i32: −128 · Σ of those 4 x bytes
+  const float* xd16 = nullptr;        // [m, ceil(k / 64), 16] f32: d_x of block 2p (lanes 0-7),
+                                      // of block 2p + 1 (lanes 8-15; 0 past the row)
   bool use_bf16_dot = false;
   bool use_vnni = false;
   // kAmx: X rounded to bf16 and packed as B tiles (see amx_pack_x).

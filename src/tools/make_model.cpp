@@ -63,13 +63,33 @@ void round_through(DType dtype, std::vector<float>& values) {
   dequantize_row(dtype, tmp.data(), values.data(), static_cast<int64_t>(values.size()));
 }
 
-Result<DType> parse_weight_dtype(const std::string& name) {
+bool is_block_quantized(DType t) {
+  return t == DType::kQ8_0 || t == DType::kQ4_0;
+}
+
+Result<DType> parse_weight_dtype(const std::string& name, const std::string& format) {
   auto dt = dtype_from_name(name);
-  if (!dt || (*dt != DType::kF32 && *dt != DType::kBF16 && *dt != DType::kF16)) {
+  if (!dt || (*dt != DType::kF32 && *dt != DType::kBF16 && *dt != DType::kF16 &&
+              !is_block_quantized(*dt))) {
     return invalid_argument(
-        "--dtype: '{}' is not one of f32, bf16, f16 (quantize converts further)", name);
+        "--dtype: '{}' is not one of f32, bf16, f16, q8_0, q4_0 (quantize converts further)", name);
+  }
+  if (is_block_quantized(*dt) && format != "gguf") {
+    return invalid_argument("--dtype {}: a GGUF type, needs --format gguf", name);
   }
   return *dt;
+}
+
+// What the GGUF form stores a tensor as when --dtype is q8_0/q4_0: what `make-model --dtype bf16`
+// followed by `quantize --dtype q8_0|q4_0` gives (linear weights quantised, f16 where a row is not
+// whole blocks; embeddings and lm_head bf16; 1-D and router f32).
+DType gguf_quantized_storage(const TensorSpec& first, const GgufTensorPlan& plan, DType target) {
+  if (plan.dims.size() == 1 || first.role == TensorRole::kRouter ||
+      first.role == TensorRole::kRouterBias) {
+    return DType::kF32;
+  }
+  if (first.role != TensorRole::kLinear) return DType::kBF16;
+  return plan.dims[0] % dtype_info(target).block_elements == 0 ? target : DType::kF16;
 }
 
 Status copy_file(const std::string& from, const std::string& to) {
@@ -126,6 +146,7 @@ Status write_gguf(const ModelConfig& config, const MakeModelOptions& o, DType dt
   writer.set("general.name", GgufValue::from_string(fmt::format(
                                  "seekserve {} (random weights, seed {})", o.preset, o.seed)));
   writer.set("general.file_type", GgufValue::from_u32(gguf_file_type(dtype)));
+  if (is_block_quantized(dtype)) writer.set("general.quantization_version", GgufValue::from_u32(2));
   tokenizer_data_to_gguf(tok, writer);
   std::map<std::string, TensorSpec> specs;
   for (const TensorSpec& s : hf_tensor_specs(config)) specs.emplace(s.name, s);
@@ -134,19 +155,23 @@ Status write_gguf(const ModelConfig& config, const MakeModelOptions& o, DType dt
         plan.sources.empty() ? TensorSpec{plan.name, {}, plan.role} : specs.at(plan.sources[0]);
     if (plan.transform == GgufTransform::kRopeFreqs)
       first.shape = {static_cast<int64_t>(plan.dims[0])};
-    const DType dt = plan.transform == GgufTransform::kRopeFreqs
-                         ? DType::kF32
-                         : storage_dtype(first, dtype, true);
+    // Block types: the numbers of the bf16 form (the source `quantize` would read), stored as
+    // quantize stores them. Each tensor is generated, converted and written on its own, so a
+    // large model never sits in memory whole.
+    const DType hf_dtype = is_block_quantized(dtype) ? DType::kBF16 : dtype;
+    const DType dt = plan.transform == GgufTransform::kRopeFreqs ? DType::kF32
+                     : is_block_quantized(dtype) ? gguf_quantized_storage(first, plan, dtype)
+                                                 : storage_dtype(first, dtype, true);
     std::vector<TensorSpec> sources;
     for (const std::string& name : plan.sources) sources.push_back(specs.at(name));
     SEEK_RETURN_IF_ERROR(writer.add_tensor(
         plan.name, dt, plan.dims,
-        [&config, plan, sources, dt, dtype, seed = o.seed](std::span<uint8_t> out) {
+        [&config, plan, sources, dt, hf_dtype, seed = o.seed](std::span<uint8_t> out) {
           std::vector<std::vector<float>> values;
           for (const TensorSpec& s : sources) {
             values.push_back(generate_tensor_values(s, config, seed));
             // Same numbers as the HF form: round through the HF storage type first.
-            round_through(storage_dtype(s, dtype, false), values.back());
+            round_through(storage_dtype(s, hf_dtype, false), values.back());
           }
           std::vector<float> v = apply_gguf_transform(config, plan, values);
           quantize_row(dt, v.data(), out.data(), static_cast<int64_t>(v.size()));
@@ -196,7 +221,7 @@ Status make_model(const MakeModelOptions& o) {
         o.preset);
   }
   if (o.out.empty()) return invalid_argument("--out: required");
-  SEEK_ASSIGN_OR_RETURN(DType dtype, parse_weight_dtype(o.dtype));
+  SEEK_ASSIGN_OR_RETURN(DType dtype, parse_weight_dtype(o.dtype, o.format));
   ModelConfig config = preset.config;
   if (o.layers < 0 || o.layers > config.num_hidden_layers) {
     return invalid_argument("--layers: {} not in 1..{}", o.layers, config.num_hidden_layers);
@@ -262,7 +287,10 @@ void add_make_model_command(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--format", opts->format,
                   "hf (config.json + model.safetensors + tokenizer.json) or gguf")
       ->capture_default_str();
-  sub->add_option("--dtype", opts->dtype, "Weight type: f32, bf16 or f16")->capture_default_str();
+  sub->add_option(
+         "--dtype", opts->dtype,
+         "Weight type: f32, bf16, f16, or (gguf) q8_0 / q4_0, as quantize would write them")
+      ->capture_default_str();
   sub->add_option("--seed", opts->seed, "Random seed")->capture_default_str();
   sub->add_option("--tokenizer", opts->tokenizer,
                   "tokenizer.json to carry (default: the DeepSeek-V3 tokenizer)");

@@ -19,7 +19,8 @@ struct MakeModelOptions {
   std::string preset;
   std::string out;            // folder (hf) or file (gguf)
   std::string format = "hf";  // "hf" | "gguf"
-  std::string dtype = "f32";  // "f32" | "bf16" | "f16": linear weights and embeddings
+  std::string dtype = "f32";  // "f32" | "bf16" | "f16": linear weights and embeddings; gguf
+                              // also "q8_0" | "q4_0": the bf16 model as `quantize` converts it
   uint64_t seed = 0;
   std::string tokenizer;  // tokenizer.json; empty = the DeepSeek-V3 tokenizer shipped by npm
   int64_t layers = 0;     // > 0: keep only the first N layers

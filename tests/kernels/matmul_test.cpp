@@ -422,12 +422,17 @@ TEST(MatmulTest, Avx512VnniEqualsMaddubsBitForBit) {
   MatmulVariant plain;
   plain.avx512_vnni = false;
   for (DType dtype : {DType::kQ8_0, DType::kQ4_0}) {
-    const TestWeights w = make_weights(dtype, 33, 320, rng);
-    const std::vector<float> x = random_floats(rng, 7 * 320);
-    std::vector<float> a(7 * 33), b(7 * 33);
-    ASSERT_TRUE(matmul_on_path(pool, IsaLevel::kAvx512, x.data(), 7, w.view, a.data()).ok());
-    ASSERT_TRUE(matmul_on_path(pool, IsaLevel::kAvx512, x.data(), 7, w.view, b.data(), plain).ok());
-    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << dtype_name(dtype);
+    // Even and odd block counts; a 4x4-tile batch and one with leftover rows.
+    for (const auto& [m, k] : {std::pair<int64_t, int64_t>{7, 320}, {16, 288}}) {
+      const TestWeights w = make_weights(dtype, 33, k, rng);
+      const std::vector<float> x = random_floats(rng, m * k);
+      std::vector<float> a(m * 33), b(m * 33);
+      ASSERT_TRUE(matmul_on_path(pool, IsaLevel::kAvx512, x.data(), m, w.view, a.data()).ok());
+      ASSERT_TRUE(
+          matmul_on_path(pool, IsaLevel::kAvx512, x.data(), m, w.view, b.data(), plain).ok());
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4))
+          << dtype_name(dtype) << " m=" << m;
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include "tools/make_model.h"
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 
@@ -12,6 +13,7 @@
 #include "formats/hf_config.h"
 #include "formats/model_presets.h"
 #include "formats/safetensors.h"
+#include "tools/quantize.h"
 
 namespace seekserve {
 namespace {
@@ -147,6 +149,39 @@ TEST_F(MakeModelTest, LayersShortensAModel) {
   EXPECT_EQ(c->num_hidden_layers, 2);
 }
 
+// --dtype q8_0/q4_0 writes, tensor by tensor, what quantize makes of the bf16 form: same types,
+// shapes and bytes (so a large quantised model never needs its bf16 source on disk).
+TEST_F(MakeModelTest, QuantizedGgufEqualsQuantizeOfTheBf16Form) {
+  for (const auto& [preset, dtype] :
+       {std::pair<std::string, std::string>{"tiny-v2-lite", "q8_0"}, {"tiny-qwen2", "q4_0"}}) {
+    SCOPED_TRACE(preset + " " + dtype);
+    const std::string bf16 = make(preset, "gguf", "bf16");
+    const std::string direct = make(preset, "gguf", dtype);
+    QuantizeOptions q;
+    q.in = bf16;
+    q.out = (dir_ / (preset + "-via-quantize.gguf")).string();
+    q.dtype = dtype;
+    q.quiet = true;
+    const Status s = quantize_model(q);
+    ASSERT_TRUE(s.ok()) << s.message();
+    auto a = GgufFile::open(direct);
+    auto b = GgufFile::open(q.out);
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_EQ(a->tensors().size(), b->tensors().size());
+    int quantized = 0;
+    for (const GgufTensorInfo& t : b->tensors()) {
+      const GgufTensorInfo* d = a->find_tensor(t.name);
+      ASSERT_NE(d, nullptr) << t.name;
+      EXPECT_EQ(d->dtype, t.dtype) << t.name;
+      EXPECT_EQ(d->dims, t.dims) << t.name;
+      ASSERT_EQ(d->n_bytes, t.n_bytes) << t.name;
+      EXPECT_EQ(0, std::memcmp(d->data, t.data, t.n_bytes)) << t.name;
+      quantized += t.dtype == *dtype_from_name(dtype);
+    }
+    EXPECT_GT(quantized, 0);
+  }
+}
+
 TEST_F(MakeModelTest, BadOptionsAreClearErrors) {
   MakeModelOptions o;
   o.out = (dir_ / "x").string();
@@ -157,7 +192,11 @@ TEST_F(MakeModelTest, BadOptionsAreClearErrors) {
   o.preset = "deepseek-v3";
   EXPECT_TRUE(make_model(o).is_bad_input());
   o.preset = "tiny-v3";
-  o.dtype = "q8_0";
+  o.dtype = "q8_0";  // a GGUF type; the default format is hf
+  s = make_model(o);
+  EXPECT_TRUE(s.is_bad_input());
+  EXPECT_NE(s.message().find("--format gguf"), std::string::npos) << s.message();
+  o.dtype = "fp8";
   EXPECT_NE(make_model(o).message().find("--dtype"), std::string::npos);
   o.dtype = "f32";
   o.layers = 99;
