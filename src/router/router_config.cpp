@@ -96,8 +96,8 @@ Status read_config(const YAML::Node& root, RouterConfig& c) {
       check_keys(root, "",
                  {"host", "port", "threads", "policy", "backends", "health_check", "ejection",
                   "retries", "prefix_affinity", "connect_timeout", "request_timeout",
-                  "drain_timeout", "backend_keepalive", "max_body_bytes", "log_level", "replicas",
-                  "scaling_policy", "alerts"}));
+                  "drain_timeout", "backend_keepalive", "busy_poll", "max_body_bytes", "log_level",
+                  "replicas", "scaling_policy", "alerts"}));
   if (root["host"]) {
     SEEK_ASSIGN_OR_RETURN(c.host, get_string(root["host"], "host"));
   }
@@ -224,6 +224,9 @@ Status read_config(const YAML::Node& root, RouterConfig& c) {
     SEEK_ASSIGN_OR_RETURN(c.connect_timeout_s,
                           parse_duration(root["connect_timeout"], "connect_timeout"));
   }
+  if (root["busy_poll"]) {
+    SEEK_ASSIGN_OR_RETURN(c.busy_poll_s, parse_duration(root["busy_poll"], "busy_poll"));
+  }
   if (root["request_timeout"]) {
     SEEK_ASSIGN_OR_RETURN(c.request_timeout_s,
                           parse_duration(root["request_timeout"], "request_timeout"));
@@ -293,6 +296,8 @@ Status validate_router_config(const RouterConfig& c) {
     return invalid_argument("log_level: '{}' is not debug, info, warn or error", c.log_level);
   if (c.connect_timeout_s <= 0) return invalid_argument("connect_timeout: must be positive");
   if (c.request_timeout_s <= 0) return invalid_argument("request_timeout: must be positive");
+  if (c.busy_poll_s < 0 || c.busy_poll_s > 1)
+    return invalid_argument("busy_poll: {}s is not 0s..1s", c.busy_poll_s);
   if (c.ejection.max_time_s < c.ejection.base_time_s)
     return invalid_argument("ejection.max_time: {}s is below ejection.base_time {}s",
                             c.ejection.max_time_s, c.ejection.base_time_s);

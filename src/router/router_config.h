@@ -19,6 +19,8 @@
 //                     tokenizer: /models/r1-7b, prefix_tokens: 64}   # these two: optional
 //   connect_timeout: 2s        request_timeout: 600s     drain_timeout: 30s
 //   backend_keepalive: {max_idle: 64, idle_timeout: 3s}
+//   busy_poll: 0s              # >0: an I/O thread spins this long after its last event before
+//                              # sleeping (a core per thread for the tail; see docs/ROUTER.md)
 //   max_body_bytes: 8388608    log_level: info
 //   replicas: / scaling_policy: / alerts:   kept as YAML for the replica supervisor, the
 //                              autoscaler and the alert rules (not read here)
@@ -95,6 +97,7 @@ struct RouterConfig {
   double connect_timeout_s = 2;
   double request_timeout_s = 600;
   double drain_timeout_s = 30;
+  double busy_poll_s = 0;  // 0: an idle I/O thread sleeps in epoll at once
   BackendKeepaliveConfig backend_keepalive;
   int64_t max_body_bytes = 8 << 20;
   std::string log_level = "info";

@@ -4,7 +4,8 @@
 # router keeps at most backend_keepalive.max_idle of them, so the replica still answers a direct
 # GET /health at once, and closes them after backend_keepalive.idle_timeout. A connection the
 # replica closed on its own (its 5 s keep-alive timeout) is replaced without the client noticing
-# and without counting as a failure or a retry. Every process is killed on exit (trap).
+# and without counting as a failure or a retry. A router with busy_poll serves requests and stops
+# spinning once idle. Every process is killed on exit (trap).
 set -euo pipefail
 BIN=${SEEKSERVE_BINARY:?}
 tmp=$(mktemp -d)
@@ -98,4 +99,18 @@ backend="seekserve_router_backend_requests_total{backend=\"$SURL\",outcome=\"fai
 [[ $(metric "$LASTING" seekserve_router_retries_total) == 0 ]] || fail "it counted as a retry"
 [[ $(metric "$LASTING" 'seekserve_router_requests_total{code="200"}') == 4 ]] ||
   fail "want 4 replies with 200"
+
+# --- busy_poll: requests still flow, and once idle past the spin window the thread sleeps --
+start_router spinning 'busy_poll: 20ms'
+SPINNING=$RURL
+SPIN_PID=${pids[-1]}
+for i in 1 2 3; do complete "$SPINNING" 4 || fail "request $i through the busy-polling router failed"; done
+sleep 1
+ticks() { awk '{print $14 + $15}' "/proc/$SPIN_PID/stat"; }
+t0=$(ticks)
+sleep 2
+t1=$(ticks)
+echo "busy-polling router, idle: $((t1 - t0)) CPU ticks in 2 s"
+# Spinning all along would be ~200 ticks (100 per second); a sleeping thread wakes twice a second.
+((t1 - t0 < 40)) || fail "an idle busy-polling router kept spinning: $((t1 - t0)) ticks in 2 s"
 echo "route_keepalive_test: OK"

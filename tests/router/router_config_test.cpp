@@ -27,6 +27,7 @@ ejection: {consecutive_failures: 5, base_time: 2s, max_time: 1m}
 retries: {max_retries: 3, backoff: 10ms}
 prefix_affinity: {prefix_chars: 64, load_factor: 1.5}
 backend_keepalive: {max_idle: 4, idle_timeout: 1500ms}
+busy_poll: 20ms
 replicas: {command: "seekserve serve --port {port}", min: 1, max: 3}
 scaling_policy:
   scaling_rules:
@@ -50,6 +51,7 @@ alerts: {rules: []}
   EXPECT_EQ(c->prefix_affinity.prefix_chars, 64);
   EXPECT_EQ(c->backend_keepalive.max_idle, 4);
   EXPECT_DOUBLE_EQ(c->backend_keepalive.idle_timeout_s, 1.5);
+  EXPECT_DOUBLE_EQ(c->busy_poll_s, 0.02);
   // Sections of other modules are kept as written.
   EXPECT_EQ(c->replicas["max"].as<int>(), 3);
   EXPECT_EQ(c->scaling_policy["scaling_rules"][0]["threshold"].as<std::string>(), "85%");
@@ -57,6 +59,10 @@ alerts: {rules: []}
 }
 
 TEST(RouterConfig, ErrorsNameTheField) {
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nbusy_poll: 5s").find("busy_poll"),
+            std::string::npos);
+  EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nbusy_poll: -1ms").find("busy_poll"),
+            std::string::npos);
   EXPECT_NE(error_of("backends: [http://127.0.0.1:1]\nbackend_keepalive: {max_idle: -1}")
                 .find("backend_keepalive.max_idle"),
             std::string::npos);
