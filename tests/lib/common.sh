@@ -5,7 +5,7 @@
 #
 # It sets `set -euo pipefail`, BIN (the built seekserve, from $SEEKSERVE_BINARY), PY (Debian's
 # python3), TEST_TMP (a fresh folder) and an EXIT trap that kills every process registered with
-# track_pid and removes TEST_TMP.
+# track_pid (and their children: a router's supervised replicas) and removes TEST_TMP.
 set -euo pipefail
 BIN=${SEEKSERVE_BINARY:?SEEKSERVE_BINARY must name the built seekserve binary}
 PY=/usr/bin/python3
@@ -14,7 +14,10 @@ TEST_PIDS=()
 
 test_cleanup() {
   local p
-  for p in "${TEST_PIDS[@]}"; do { kill -9 "$p" && wait "$p"; } 2>/dev/null || true; done
+  for p in "${TEST_PIDS[@]}"; do
+    pkill -9 -P "$p" 2>/dev/null || true
+    { kill -9 "$p" && wait "$p"; } 2>/dev/null || true
+  done
   rm -rf "$TEST_TMP"
 }
 trap test_cleanup EXIT
@@ -65,4 +68,35 @@ wait_for_file() {
     sleep 0.1
   done
   fail "$file stayed empty for $limit s"
+}
+
+# wait_for SECONDS COMMAND...: runs COMMAND every 0.25 s until it succeeds (status 0) or SECONDS
+# pass (status 1).
+wait_for() {
+  local limit=$1 _
+  shift
+  for _ in $(seq 1 $((limit * 4))); do
+    "$@" && return 0
+    sleep 0.25
+  done
+  return 1
+}
+
+# start_router NAME YAML: writes YAML to $TEST_TMP/NAME.yaml, starts `seekserve route` on it with
+# stdout in NAME.out and the log in NAME.log, and waits (up to 60 s) for its "routing at URL"
+# line. Sets RURL and RPID. The YAML should say `port: 0`.
+start_router() {
+  local name=$1 _
+  printf '%s\n' "$2" >"$TEST_TMP/$name.yaml"
+  "$BIN" route --config "$TEST_TMP/$name.yaml" >"$TEST_TMP/$name.out" 2>"$TEST_TMP/$name.log" &
+  RPID=$!
+  track_pid "$RPID"
+  for _ in $(seq 1 600); do
+    # NAME.out may not exist yet when first read: the background shell opens it.
+    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$TEST_TMP/$name.out" 2>/dev/null | head -1 || true)
+    [[ -n "$RURL" ]] && return 0
+    kill -0 "$RPID" 2>/dev/null || fail "router $name died: $(tail -5 "$TEST_TMP/$name.log")"
+    sleep 0.1
+  done
+  fail "router $name did not print its URL within 60 s"
 }

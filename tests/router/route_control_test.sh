@@ -8,53 +8,17 @@
 #      load through the router adds a replica, no second one inside the cooldown; when the load
 #      stops they drain back to min and no client request failed; SIGTERM stops the replicas too.
 # Every process is killed on exit (trap).
-set -euo pipefail
-BIN=${SEEKSERVE_BINARY:?}
+source "$(dirname "$0")/../lib/common.sh"
 SRC=${SEEKSERVE_SOURCE_DIR:?}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do
-    pkill -9 -P "$p" 2>/dev/null || true
-    kill -9 "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+tmp=$TEST_TMP
 fail() {
   echo "route_control_test: FAIL: $*"
   for f in "$tmp"/*.log; do echo "--- $f"; tail -25 "$f"; done
   exit 1
 }
-# wait_for SECONDS COMMAND...: polls every 0.25 s.
-wait_for() {
-  local limit=$1
-  shift
-  for _ in $(seq 1 $((limit * 4))); do
-    "$@" && return 0
-    sleep 0.25
-  done
-  return 1
-}
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
 
-# start_router NAME YAML_BODY: writes NAME.yaml (port 0) and starts the router; sets RURL, RPID.
-# (NAME.out may not exist yet when first read: the background shell opens it.)
-start_router() {
-  local name=$1
-  printf 'port: 0\nthreads: 1\n%s\n' "$2" >"$tmp/$name.yaml"
-  "$BIN" route --config "$tmp/$name.yaml" >"$tmp/$name.out" 2>"$tmp/$name.log" &
-  RPID=$!
-  pids+=("$RPID")
-  for _ in $(seq 1 600); do
-    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$name.out" 2>/dev/null | head -1 || true)
-    [[ -n "$RURL" ]] && return 0
-    kill -0 "$RPID" 2>/dev/null || fail "router $name died"
-    sleep 0.1
-  done
-  fail "router $name did not start"
-}
 # metric NAME_WITH_LABELS: its value on the router's /metrics (empty when absent).
 metric() {
   curl -sf "$RURL/metrics" | awk -v n="$1" '$1 == n { print $2 }'
@@ -94,11 +58,13 @@ echo "route_control_test: bad configs ok"
 
 # --- 2. alerts over an injectable backend ----------------------------------------------------
 node "$SRC/tests/router/fake_replica.mjs" >"$tmp/fake.out" 2>"$tmp/fake.log" &
-pids+=("$!")
+track_pid "$!"
 wait_for 30 grep -q listening "$tmp/fake.out" || fail "fake replica did not start"
 FAKE=$(sed -n 's/listening on \(http:.*\)$/\1/p' "$tmp/fake.out")
 inject() { curl -sf -d "$1" -H 'Content-Type: application/json' "$FAKE/fake/config" >/dev/null; }
-start_router alerts "backends: [$FAKE]
+start_router alerts "port: 0
+threads: 1
+backends: [$FAKE]
 health_check: {interval: 1s, healthy_threshold: 1}
 ejection: {consecutive_failures: 1000}
 alerts:
@@ -115,7 +81,7 @@ alerts:
   done
 ) &
 traffic=$!
-pids+=("$traffic")
+track_pid "$traffic"
 wait_for 60 test -s "$tmp/alert_codes.txt" || fail "no traffic through the router"
 sleep 2
 alert_is SlowP99 inactive || fail "SlowP99 $(alert_state SlowP99) on healthy traffic"
@@ -139,7 +105,9 @@ echo "route_control_test: alerts ok"
 
 # --- 3. supervised replicas and autoscaling --------------------------------------------------
 base=$((32000 + ($$ % 100) * 100))
-start_router scale "health_check: {interval: 1s, healthy_threshold: 1}
+start_router scale "port: 0
+threads: 1
+health_check: {interval: 1s, healthy_threshold: 1}
 replicas:
   command: \"$SERVE\"
   min: 1
@@ -176,11 +144,11 @@ echo "route_control_test: restart ok"
 touch "$tmp/heavy"
 for _ in 1 2 3 4; do
   (while [[ -e "$tmp/heavy" ]]; do complete 32 >>"$tmp/scale_codes.txt"; done) &
-  pids+=("$!")
+  track_pid "$!"
 done
 (while [[ ! -e "$tmp/done" ]]; do complete 8 >>"$tmp/scale_codes.txt"; sleep 2; done) &
 trickle=$!
-pids+=("$trickle")
+track_pid "$trickle"
 wait_for 180 metric_is seekserve_router_replicas_target 2 || fail "no replica added under load"
 wait_for 120 ready_is 2 || fail "the added replica did not become ready"
 sleep 10

@@ -10,35 +10,13 @@
 #      since a frozen process cannot act on SIGTERM) and starts a fresh process that is readmitted
 #      and serves; zero failed client requests; counted in /metrics, logged with the reason.
 # Every process is killed on exit (trap).
-set -euo pipefail
-BIN=${SEEKSERVE_BINARY:?}
+source "$(dirname "$0")/../lib/common.sh"
 SRC=${SEEKSERVE_SOURCE_DIR:?}
-tmp=$(mktemp -d)
-pids=()
-frozen=""
-cleanup() {
-  [[ -n "$frozen" ]] && kill -9 "$frozen" 2>/dev/null
-  for p in "${pids[@]}"; do
-    pkill -9 -P "$p" 2>/dev/null || true
-    kill -9 "$p" 2>/dev/null || true
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+tmp=$TEST_TMP
 fail() {
   echo "route_supervised_test: FAIL: $*"
   for f in "$tmp"/*.log; do echo "--- $f"; tail -25 "$f"; done
   exit 1
-}
-# wait_for SECONDS COMMAND...: polls every 0.25 s.
-wait_for() {
-  local limit=$1
-  shift
-  for _ in $(seq 1 $((limit * 4))); do
-    "$@" && return 0
-    sleep 0.25
-  done
-  return 1
 }
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
@@ -84,11 +62,7 @@ replicas:
   replace_grace: 2s
   log_dir: $tmp
 EOF
-"$BIN" route --config "$tmp/sup.yaml" >"$tmp/sup.out" 2>"$tmp/sup.log" &
-RPID=$!
-pids+=("$RPID")
-wait_for 60 grep -q 'routing at' "$tmp/sup.out" || fail "router did not start"
-RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/sup.out")
+start_router sup "$(cat "$tmp/sup.yaml")"
 metric() { curl -sf "$RURL/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 metric_is() { [[ "$(metric "$1")" == "$2" ]]; }
 ready_is() { metric_is 'seekserve_router_supervised_replicas{state="ready"}' "$1"; }
@@ -126,14 +100,13 @@ before=$(pgrep -P "$RPID" -f "seekserve serve" | sort | tr '\n' ' ')
 ROUTER_URL=$RURL CONCURRENCY=4 STOP_FILE="$tmp/stop" NODE_PATH="$SRC/node_modules" \
   node "$SRC/tests/router/load.mjs" >"$tmp/load.json" &
 load_pid=$!
-pids+=("$load_pid")
+track_pid "$load_pid"
 sleep 2
 frozen=$(awk '{ print $1 }' <<<"$before")
 kill -STOP "$frozen"
 wait_for 120 metric_is 'seekserve_router_replica_replacements_total{reason="health_check"}' 1 ||
   fail "the frozen replica was not replaced"
 wait_for 60 bash -c "! kill -0 $frozen 2>/dev/null" || fail "the frozen replica $frozen still exists"
-frozen=""
 wait_for 120 ready_is 2 || fail "the replacement did not become ready"
 wait_for 60 healthy_is 2 || fail "the replacement is not healthy in the pool"
 after=$(pgrep -P "$RPID" -f "seekserve serve" | sort | tr '\n' ' ')
