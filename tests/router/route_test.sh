@@ -6,18 +6,9 @@
 # sequence, bad configurations (exit 2, field named), /metrics through promtool, and last the
 # fault test: one replica killed under steady load, zero failed client requests, the dead one
 # ejected. Every process is killed on exit (trap).
-set -euo pipefail
-BIN=${SEEKSERVE_BINARY:?}
+source "$(dirname "$0")/../lib/common.sh"
 SRC=${SEEKSERVE_SOURCE_DIR:?}
-tmp=$(mktemp -d)
-pids=()
-stopped=()
-cleanup() {
-  for p in "${stopped[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+tmp=$TEST_TMP
 fail() { echo "route_test: FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
@@ -31,41 +22,18 @@ c["max_position_embeddings"] = 4096
 json.dump(c, open(sys.argv[1], "w"))
 PY
 
-# start_replica NAME: sets URL and PID (NAME.out may not exist yet when first read).
-start_replica() {
-  local name=$1
-  "$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --kv-blocks 256 --max-num-seqs 8 \
-    >"$tmp/$name.out" 2>"$tmp/$name.log" &
-  PID=$!
-  pids+=("$PID")
-  for _ in $(seq 1 300); do
-    URL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/$name.out" 2>/dev/null | head -1 || true)
-    [[ -n "$URL" ]] && return 0
-    kill -0 "$PID" 2>/dev/null || fail "replica $name died"
-    sleep 0.1
-  done
-  fail "replica $name did not start"
-}
+# start_replica NAME: sets URL and PID.
+start_replica() { start_serve "$1" "$tmp/tiny-v3" --threads 1 --kv-blocks 256 --max-num-seqs 8; }
 start_replica r1; U1=$URL P1=$PID
 start_replica r2; U2=$URL P2=$PID
 start_replica r3; U3=$URL P3=$PID
 URLS=("$U1" "$U2" "$U3")
 
-# start_router NAME YAML_BODY: writes NAME.yaml (port 0) and starts the router; sets RURL, RPID.
-# (NAME.out may not exist yet when first read: the background shell opens it.)
-start_router() {
-  local name=$1
-  printf 'port: 0\nthreads: 2\n%s\n' "$2" >"$tmp/$name.yaml"
-  "$BIN" route --config "$tmp/$name.yaml" >"$tmp/$name.out" 2>"$tmp/$name.log" &
-  RPID=$!
-  pids+=("$RPID")
-  for _ in $(seq 1 300); do
-    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$name.out" 2>/dev/null | head -1 || true)
-    [[ -n "$RURL" ]] && return 0
-    kill -0 "$RPID" 2>/dev/null || fail "router $name died"
-    sleep 0.1
-  done
-  fail "router $name did not start"
+# router NAME YAML_BODY: start_router with port 0 and two I/O threads; sets RURL, RPID.
+router() {
+  start_router "$1" "port: 0
+threads: 2
+$2"
 }
 stop_router() {
   kill -TERM "$RPID"
@@ -102,7 +70,7 @@ FAST_HEALTH='health_check: {interval: 500ms, timeout: 1s, unhealthy_threshold: 2
 SLOW_HEALTH='health_check: {interval: 60s, timeout: 2s}'
 
 # --- round_robin: 30 requests, 10 each ---------------------------------------------------------
-start_router rr "policy: round_robin
+router rr "policy: round_robin
 $(backends_yaml)
 $FAST_HEALTH"
 before=$(counts)
@@ -133,7 +101,7 @@ grep -q '^seekserve_router_healthy_replicas 3$' "$tmp/metrics.txt" || fail "3 he
 gen_before=$(curl -sf "$U1/metrics" | sed -n 's/^seekserve_generation_tokens_total //p')
 gen_before=${gen_before:-0}
 stop_router
-start_router disconnect "backends: [$U1]
+router disconnect "backends: [$U1]
 $FAST_HEALTH"
 curl -sN -H 'Content-Type: application/json' -d '{"model":"tiny-v3","prompt":"go on","max_tokens":4000,"ignore_eos":true,"stream":true}' \
   "$RURL/v1/completions" >"$tmp/stream.txt" &
@@ -166,7 +134,7 @@ echo "disconnect: freed after $((gen_after - gen_before)) tokens"
 stop_router
 
 # --- weighted 1:2:3: 60 requests, 10/20/30 -----------------------------------------------------
-start_router weighted "policy: weighted
+router weighted "policy: weighted
 backends:
   - {url: $U1, weight: 1}
   - {url: $U2, weight: 2}
@@ -180,7 +148,7 @@ echo "weighted: $d"
 stop_router
 
 # --- power_of_two: 60 sequential requests on idle replicas spread over all three -----------------
-start_router p2c "policy: power_of_two
+router p2c "policy: power_of_two
 $(backends_yaml)
 $FAST_HEALTH"
 before=$(counts)
@@ -191,7 +159,7 @@ echo "power_of_two: $a $b $c"
 stop_router
 
 # --- least_connections: sequential requests share evenly; a frozen replica gets no more --------
-start_router lc "policy: least_connections
+router lc "policy: least_connections
 $(backends_yaml)
 $SLOW_HEALTH"
 before=$(counts)
@@ -202,7 +170,7 @@ d=$(delta "$before" "$(counts)")
 # 13 requests, 3 at a time: the one that lands on r3 hangs there, and with one request in flight
 # r3 is never again the least loaded, so the other 12 go to r1 and r2.
 before=$(counts)
-kill -STOP "$P3"; stopped+=("$P3")
+kill -STOP "$P3"
 seq 1 13 | xargs -P 3 -I{} curl -sf -o /dev/null -H 'Content-Type: application/json' \
   -d '{"model":"tiny-v3","prompt":"slow {}","max_tokens":2}' "$RURL/v1/completions" &
 xargs_pid=$!
@@ -219,7 +187,7 @@ echo "least_connections: idle 10 10 10, r3 frozen: $a $b $c"
 stop_router
 
 # --- prefix_affinity: a prefix sticks to one replica; a frozen home spills over ----------------
-start_router pa "policy: prefix_affinity
+router pa "policy: prefix_affinity
 prefix_affinity: {prefix_chars: 32}
 $(backends_yaml)
 $SLOW_HEALTH"
@@ -240,7 +208,7 @@ echo "prefix_affinity: six prefixes on $distinct replicas, each sticky"
 # Bounded load: freeze alpha's home; one alpha request hangs there, and the next alpha requests
 # go elsewhere instead of queueing behind it.
 hp=$P1; [[ "${home[alpha]}" == "$U2" ]] && hp=$P2; [[ "${home[alpha]}" == "$U3" ]] && hp=$P3
-kill -STOP "$hp"; stopped+=("$hp")
+kill -STOP "$hp"
 complete "shared-prefix-alpha-padding-to-32-chars hung" >/dev/null &
 hung=$!
 sleep 0.5
@@ -277,8 +245,8 @@ bad 'polcy' "polcy: round_robin
 backends: [$U1]"
 bad backends "policy: round_robin"
 # A backend that does not answer at start is not a config error: it is unhealthy until it does.
-free_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-start_router unreachable "backends: [$U1, 'http://127.0.0.1:$free_port']
+port_nobody_uses=$(free_port)
+router unreachable "backends: [$U1, 'http://127.0.0.1:$port_nobody_uses']
 $FAST_HEALTH"
 grep -q '2 backends (1 healthy)' "$tmp/unreachable.out" || fail "unreachable backend at start"
 complete "still served" >/dev/null || fail "request with one backend down at start"
@@ -286,7 +254,7 @@ stop_router
 echo "bad configs: exit 2 with the field named"
 
 # --- fault: kill one of three replicas under steady load -> no client sees a failure ----------
-start_router fault "policy: round_robin
+router fault "policy: round_robin
 $(backends_yaml)
 $FAST_HEALTH
 ejection: {consecutive_failures: 2, base_time: 30s}"
