@@ -22,14 +22,6 @@ if [[ ${ROUTER_BENCH_PIN:-1} == 1 ]]; then
 else
   on_client=() on_router=() router_threads=2
 fi
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.2
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 source bench/router_common.bash
 
 start_nginx "${on_client[@]}"

@@ -1,8 +1,17 @@
 # Sourced by bench/router_bench.sh and bench/router_cost.sh (not run on its own): the upstream
 # that answers at once (Debian's nginx, one worker, a non-daemon on a free port with a temporary
 # config: a fixed completion JSON body at /v1/completions, a fixed SSE body at /v1/stream) and
-# the router in front of it. The caller sets `tmp` (a scratch folder) and `pids` (an array the
-# caller's EXIT trap kills).
+# the router in front of it. Sourcing it makes `tmp` (a scratch folder) and `pids` (processes to
+# stop) and an EXIT trap that stops them and removes `tmp`.
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.2
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -22,14 +22,6 @@ rounds=${ROUTER_COST_ROUNDS:-3}
 path=${ROUTER_COST_PATH:-/v1/completions}
 connections=${ROUTER_COST_CONNECTIONS:-16}
 threads=${ROUTER_COST_THREADS:-1}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  sleep 0.2
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 source bench/router_common.bash
 command -v strace >/dev/null || { echo "router_cost: needs strace" >&2; exit 2; }
 
