@@ -6,6 +6,10 @@ void RequestChannel::push(EngineEvent event) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     events_.push_back(std::move(event));
+    if (notifier_) {
+      notifier_();
+      return;
+    }
   }
   cv_.notify_one();
 }
@@ -22,8 +26,17 @@ void RequestChannel::notify() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     notify_owed_ = false;
+    if (notifier_) {
+      notifier_();
+      return;
+    }
   }
   cv_.notify_one();
+}
+
+void RequestChannel::set_notifier(std::function<void()> notifier) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  notifier_ = std::move(notifier);
 }
 
 bool RequestChannel::pop_all(std::vector<EngineEvent>& out, std::chrono::milliseconds timeout) {

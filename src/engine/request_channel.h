@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -54,6 +55,11 @@ class RequestChannel {
   // the last notify() (the caller then owes the channel one notify()).
   bool push_quiet(EngineEvent event);
   void notify();
+  // Readers that cannot block on the channel (an asynchronous HTTP connection) register a
+  // callback instead: push() and notify() call it, on the engine's thread, in place of waking a
+  // blocked pop_all(). It must be quick (post a wake-up elsewhere). nullptr unregisters; once
+  // set_notifier() returns, the old callback is not running and will not be called again.
+  void set_notifier(std::function<void()> notifier);
   // Moves every queued event into `out` (appending); waits up to `timeout` for the first.
   // Returns false when none arrived in time.
   bool pop_all(std::vector<EngineEvent>& out, std::chrono::milliseconds timeout);
@@ -64,6 +70,7 @@ class RequestChannel {
   std::condition_variable cv_;
   std::deque<EngineEvent> events_;
   bool notify_owed_ = false;
+  std::function<void()> notifier_;
 };
 
 }  // namespace seekserve

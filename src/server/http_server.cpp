@@ -1,22 +1,28 @@
 #include "server/http_server.h"
 
-#include <httplib.h>
+// GCC 12 reports Asio's awaitable frames (its own operator new/delete pair) as mismatched
+// when a large coroutine is inlined: a known false positive.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cctype>
-#include <cerrno>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
+#include <list>
 #include <random>
 #include <string_view>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "core/log.h"
+#include "server/http_io.h"
 #include "server/reasoning_splitter.h"
 
 namespace seekserve {
@@ -24,6 +30,16 @@ namespace seekserve {
 using nlohmann::json;
 
 namespace {
+
+using namespace http_io;  // NOLINT: net, beast, http, tcp, error_code, Clock and the helpers
+
+constexpr double kFirstRequestTimeoutS = 30;     // a new connection's first request, all of it
+constexpr double kKeepAliveIdleS = 5;            // a kept-alive connection waiting for a request
+constexpr double kReadTimeoutS = 30;             // the rest of a request once its header is in
+constexpr double kWriteTimeoutS = 10;            // a reply the client does not read
+constexpr int kMaxRequestsPerConnection = 1000;  // nginx's keepalive_requests
+constexpr auto kProbeInterval = std::chrono::milliseconds(1000);  // silence before a probe write
+constexpr size_t kMaxHeaderBytes = 64 << 10;
 
 std::string dump(const json& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -40,10 +56,18 @@ std::string random_hex() {
   return fmt::format("{:016x}", rng());
 }
 
+using Request = http::request<http::string_body>;
+
+std::string header(const Request& req, http::field f) {
+  const beast::string_view v = req[f];
+  return std::string(v.data(), v.size());
+}
+
 // X-Request-Id when the client (or the router) sent a sane one (1..128 characters of
 // A-Z a-z 0-9 - _ . : + / =, enough for UUIDs, ULIDs and base64), else a new one.
-std::string request_id_of(const httplib::Request& req) {
-  std::string id = req.get_header_value("X-Request-Id");
+std::string request_id_of(const Request& req) {
+  const beast::string_view v = req["X-Request-Id"];
+  std::string id(v.data(), v.size());
   bool ok = !id.empty() && id.size() <= 128;
   for (char c : id)
     ok =
@@ -51,93 +75,96 @@ std::string request_id_of(const httplib::Request& req) {
   return ok ? id : random_hex();
 }
 
-// One end of a TCP connection as cpp-httplib reports it to a handler.
-struct ConnectionEnds {
-  std::string remote_addr;
-  int remote_port = 0, local_port = 0;
+// Wakes a connection's coroutine from other threads (the engine's events) and from handlers on
+// its own thread (the pending read ending). `signalled` holds a wake-up that came while the
+// coroutine was not waiting.
+struct Wake {
+  explicit Wake(const net::any_io_executor& ex) : timer(ex) {}
+  net::steady_timer timer;
+  bool signalled = false;
+  void signal() {
+    signalled = true;
+    timer.cancel();
+  }
 };
 
-bool socket_matches(int fd, const ConnectionEnds& c) {
-  sockaddr_storage local{}, peer{};
-  socklen_t ll = sizeof(local), pl = sizeof(peer);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0 ||
-      getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0)
-    return false;
-  auto port_of = [](const sockaddr_storage& a) {
-    if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-    if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-    return uint16_t{0};
-  };
-  if (port_of(peer) != c.remote_port || port_of(local) != c.local_port) return false;
-  char buf[INET6_ADDRSTRLEN] = {};
-  if (peer.ss_family == AF_INET)
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(peer).sin_addr, buf, sizeof(buf));
-  else if (peer.ss_family == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(peer).sin6_addr, buf, sizeof(buf));
-  return c.remote_addr == buf;
+// Waits until signalled or `timeout` passes.
+net::awaitable<void> wait_for_wake(Wake& w, Clock::duration timeout) {
+  if (!w.signalled) {
+    w.timer.expires_after(timeout);
+    error_code ignored;
+    co_await w.timer.async_wait(redirect(ignored));
+  }
+  w.signalled = false;
 }
 
-// The socket of a connection. cpp-httplib 0.11 does not hand it to handlers, so it is found
-// among the process's sockets by its two ends (unique while the connection is open); a
-// connection stays on one pool thread for its life, so the answer is cached per thread and
-// checked (two system calls) on the connection's later requests. -1 when not found.
-int connection_socket(const ConnectionEnds& c) {
-  thread_local int cached = -1;
-  if (cached >= 0 && socket_matches(cached, c)) return cached;
-  cached = -1;
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return -1;
-  while (dirent* e = readdir(dir)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != 0) continue;
-    if (socket_matches(static_cast<int>(fd), c)) {
-      cached = static_cast<int>(fd);
-      break;
-    }
-  }
-  closedir(dir);
-  return cached;
+// The one read kept pending on a connection from the moment a request has been parsed. While
+// the request runs it is the disconnect probe: an error (reset) means the client is gone; the
+// end of its stream means it shut down its sending side, which an HTTP/1.1 client may do and
+// still read the reply (half-close), and which also looks like a full close until the server
+// writes (the client's system then answers with a reset). Bytes it reads are the next request.
+struct ClientWatch {
+  tcp::socket* socket = nullptr;  // null once the connection is closed
+  bool running = false;
+  bool eof = false;   // the client shut down its sending side (or closed)
+  bool gone = false;  // reset or error: nobody reads the reply
+  size_t n = 0;
+  std::array<char, 4096> data{};
+};
+
+struct Connection {
+  Connection(tcp::socket socket, const net::any_io_executor& ex)
+      : stream(std::move(socket)),
+        watch(std::make_shared<ClientWatch>()),
+        wake(std::make_shared<Wake>(ex)) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+  std::shared_ptr<ClientWatch> watch;
+  std::shared_ptr<Wake> wake;
+  Deadline deadline;
+};
+
+void start_watch(Connection& c) {
+  c.watch->socket = &c.stream.socket();
+  c.watch->running = true;
+  c.watch->n = 0;
+  c.stream.socket().async_read_some(
+      net::buffer(c.watch->data), [watch = c.watch, wake = c.wake](error_code ec, size_t n) {
+        watch->running = false;
+        watch->n = n;
+        if (ec == net::error::eof) {
+          watch->eof = true;
+          // From now on only an error on the socket (the reset a closed client's system sends
+          // when written to) tells that nobody reads.
+          if (watch->socket)
+            watch->socket->async_wait(tcp::socket::wait_error, [watch, wake](error_code) {
+              watch->gone = true;
+              wake->signal();
+            });
+        } else if (ec) {
+          watch->gone = true;
+        }
+        wake->signal();
+      });
 }
 
-// What the client has done to its connection. An HTTP/1.1 client may legitimately shut down its
-// sending side once its request is out and still read the reply (half-close): only a reset, an
-// error, or a failed write means it is gone. A client that closed its socket entirely looks
-// half-closed until the server writes to it (its system answers data with a reset).
-enum class PeerState { kOpen, kHalfClosed, kGone };
-
-PeerState peer_state(int fd) {
-  pollfd p{fd, POLLIN | POLLRDHUP, 0};
-  const int r = poll(&p, 1, 0);
-  if (r < 0) return errno == EINTR ? PeerState::kOpen : PeerState::kGone;
-  if (r == 0) return PeerState::kOpen;
-  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return PeerState::kGone;
-  if (p.revents & POLLRDHUP) return PeerState::kHalfClosed;
-  if (p.revents & POLLIN) {  // data (a pipelined request), the end of its stream, or an error
-    char c;
-    const ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n == 0) return PeerState::kHalfClosed;
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return PeerState::kGone;
+// Waits for the pending read to end (the client's next bytes, or its end), then moves what it
+// read into the connection's buffer.
+net::awaitable<void> finish_watch(Connection& c) {
+  while (c.watch->running) co_await wait_for_wake(*c.wake, std::chrono::hours(1));
+  if (c.watch->n > 0) {
+    auto space = c.buffer.prepare(c.watch->n);
+    std::memcpy(space.data(), c.watch->data.data(), c.watch->n);
+    c.buffer.commit(c.watch->n);
+    c.watch->n = 0;
   }
-  return PeerState::kOpen;
 }
 
-// Writes all of `data`, waiting up to `timeout_ms` at a time for room; false when the peer is
-// gone (reset, error) or does not read.
-bool send_all(int fd, std::string_view data, int timeout_ms = 10000) {
-  while (!data.empty()) {
-    pollfd p{fd, POLLOUT, 0};
-    const int r = poll(&p, 1, timeout_ms);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return false;
-    const ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
-      return false;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
+std::string chunk(std::string_view data) {
+  std::string out = fmt::format("{:x}\r\n", data.size());
+  out.append(data);
+  out += "\r\n";
+  return out;
 }
 
 // What one choice of a reply has produced so far.
@@ -156,7 +183,6 @@ struct Generation {
   Engine* engine = nullptr;
   ServerMetrics* metrics = nullptr;
   const Tokenizer* tokenizer = nullptr;
-  std::atomic<int>* in_flight = nullptr;
   std::shared_ptr<RequestChannel> channel;
   ApiRequest req;
   std::string rid;          // request id (logs)
@@ -164,15 +190,12 @@ struct Generation {
   std::string model;
   int64_t created = 0;
   EngineClock::time_point arrival, last_token;
-  std::chrono::steady_clock::time_point last_write;
+  Clock::time_point last_write;
   std::vector<EngineEvent> backlog;  // events not yet turned into output
   std::vector<ChoiceState> choices;
   Usage usage;
   int n_finished = 0;
   bool got_token = false, sent_role = false, finished = false;
-  ConnectionEnds conn;    // the connection the request came on
-  bool provided = false;  // provide() ran: cpp-httplib wrote the status line and headers
-  std::string unsent;     // output whose write failed (cpp-httplib refused it: half-closed)
 
   void init() {
     choices.resize(static_cast<size_t>(req.n));
@@ -300,76 +323,21 @@ struct Generation {
       }
     }
   }
+};
 
-  // One call of the chunked content provider: relay what the engine produced, probe the
-  // connection when idle, and report false (cancel) when the client is gone.
-  bool provide(httplib::DataSink& sink) {
-    provided = true;
-    std::string out = std::move(unsent);  // what a failed write left (see serve_raw)
-    unsent.clear();
-    if (req.stream && req.chat && !sent_role) {
-      for (int32_t i = 0; i < req.n; ++i)
-        out += sse(chat_chunk_json(response_id, created, model, i,
-                                   {{"role", "assistant"}, {"content", ""}}, ""));
-      sent_role = true;
-    }
-    if (backlog.empty()) channel->pop_all(backlog, std::chrono::milliseconds(100));
-    std::vector<EngineEvent> events;
-    events.swap(backlog);
-    for (EngineEvent& ev : events) {
-      if (!finished) on_event(ev, out);
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (out.empty() && now - last_write > std::chrono::seconds(1)) {
-      // A write is the only way to learn the client left: SSE comment, or JSON whitespace.
-      out = req.stream ? ": keep-alive\n\n" : " ";
-    }
-    if (!out.empty()) {
-      if (!sink.write(out.data(), out.size())) {
-        unsent = std::move(out);
-        return false;
-      }
-      last_write = now;
-    }
-    if (finished) {
-      sink.done();
-      return true;
-    }
-    return sink.is_writable();
-  }
+struct Worker {
+  net::io_context ioc{1};
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::list<Connection*> connections;  // for the deadline sweep
+  std::thread thread;
+};
 
-  // The status line and headers of a reply this thread writes itself (chunked, and the
-  // connection closes after it). False when the client is gone.
-  bool write_raw_headers(int fd) {
-    return send_all(fd, fmt::format("HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: "
-                                    "no-cache\r\nX-Request-Id: {}\r\nTransfer-Encoding: "
-                                    "chunked\r\nConnection: close\r\n\r\n",
-                                    req.stream ? "text/event-stream" : "application/json", rid));
-  }
-
-  // The rest of the reply, after the headers, written by this thread on the socket as chunks
-  // (what cpp-httplib would have written); the sending side is shut down at the end. False when
-  // the client is gone (a failed write, a reset) before the end.
-  bool serve_raw(int fd) {
-    bool ok = true, done = false;
-    httplib::DataSink sink;
-    sink.write = [&](const char* data, size_t n) {
-      if (!ok || n == 0) return ok;
-      std::string frame = fmt::format("{:x}\r\n", n);
-      frame.append(data, n);
-      frame += "\r\n";
-      return ok = send_all(fd, frame);
-    };
-    sink.done = [&] {
-      done = true;
-      if (ok) ok = send_all(fd, "0\r\n\r\n");
-    };
-    sink.is_writable = [&] { return ok && peer_state(fd) != PeerState::kGone; };
-    while (provide(sink) && !done) {
-    }
-    if (done && ok) shutdown(fd, SHUT_WR);
-    return done && ok;
-  }
+// A reply made in one piece.
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 }  // namespace
@@ -379,213 +347,45 @@ struct HttpServer::Impl {
   Engine& engine;
   ApiContext api;
   HttpOptions opt;
-  httplib::Server svr;
   ServerMetrics metrics;
   int64_t started_at = unix_now();
+  std::atomic<bool> stopping{false};
+  const std::string no_id_{};                      // replies without a request id
+  std::vector<std::unique_ptr<Worker>> workers{};  // last: their coroutines use the above
 
-  void reply_error(httplib::Response& res, const ApiError& e) {
-    res.status = e.status;
-    res.set_content(error_body(e), "application/json");
+  Reply error_reply(const ApiError& e) {
     metrics.count_request(e.status);
+    return Reply{e.status, "application/json", error_body(e), {}};
   }
 
-  // True when the server is open or the request names a configured key (`key` gets it; nullptr
-  // when open); else replies 401.
-  bool authorized(const httplib::Request& req, httplib::Response& res,
-                  const ApiKey** key = nullptr) {
+  // The key the request names when keys are configured (`key`; nullptr when the server is
+  // open). Else a 401 reply.
+  std::optional<Reply> check_key(const Request& req, const ApiKey** key = nullptr) {
     if (key) *key = nullptr;
-    if (opt.api_keys.open()) return true;
-    if (const ApiKey* k = opt.api_keys.find(req.get_header_value("Authorization"))) {
+    if (opt.api_keys.open()) return std::nullopt;
+    if (const ApiKey* k = opt.api_keys.find(header(req, http::field::authorization))) {
       if (key) *key = k;
-      return true;
+      return std::nullopt;
     }
     ApiError e;
     e.status = 401;
     e.type = "authentication_error";
     e.code = "invalid_api_key";
     e.message = "missing or invalid API key (send 'Authorization: Bearer <key>')";
-    reply_error(res, e);
-    return false;
+    return error_reply(e);
   }
 
-  void generate(const httplib::Request& req, httplib::Response& res, bool chat) {
-    const auto arrival = EngineClock::now();
-    const std::string rid = request_id_of(req);
-    res.set_header("X-Request-Id", rid);
-    if (owner->draining()) {
-      ApiError e;
-      e.status = 503;
-      e.type = "service_unavailable";
-      e.message = "the server is shutting down";
-      reply_error(res, e);
-      return;
-    }
-    const ApiKey* key = nullptr;
-    if (!authorized(req, res, &key)) return;
-    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded()) {
-      reply_error(res, api_error_from_status(invalid_argument("the body is not valid JSON")));
-      return;
-    }
-    // The key decides how far `priority` may go (a client must not starve everyone).
-    ApiContext ctx = api;
-    if (key) {
-      ctx.priority_min = key->priority.min;
-      ctx.priority_max = key->priority.max;
-    }
-    Result<ApiRequest> parsed = parse_api_request(body, chat, ctx);
-    if (!parsed.ok()) {
-      log_info("[{}] {} refused: {}", rid, req.path, parsed.status().message());
-      reply_error(res, api_error_from_status(parsed.status()));
-      return;
-    }
-    auto g = std::make_shared<Generation>();
-    g->engine = &engine;
-    g->metrics = &metrics;
-    g->in_flight = &owner->in_flight_;
-    g->req = std::move(*parsed);
-    g->rid = rid;
-    g->response_id = (chat ? "chatcmpl-" : "cmpl-") + rid;
-    g->model = api.model_name;
-    g->created = unix_now();
-    g->arrival = arrival;
-    g->tokenizer = api.tokenizer;
-    g->init();
-
-    GenerationRequest gr;
-    gr.request_id = rid;
-    gr.prompt = g->req.prompt;
-    gr.sampling = g->req.sampling;
-    gr.max_tokens = g->req.max_tokens;
-    gr.priority = g->req.priority;
-    gr.n = g->req.n;
-    gr.logprobs = g->req.logprobs;
-    gr.deadline = arrival + std::chrono::duration_cast<EngineClock::duration>(
-                                std::chrono::duration<double>(g->req.timeout_s));
-    Result<std::shared_ptr<RequestChannel>> ch = engine.submit(std::move(gr));
-    if (!ch.ok()) {
-      ApiError e = api_error_from_status(ch.status());
-      if (e.status == 429)
-        res.set_header("Retry-After", std::to_string(engine.retry_after_seconds()));
-      log_info("[{}] {} refused: {}", rid, req.path, ch.status().message());
-      reply_error(res, e);
-      return;
-    }
-    g->channel = *ch;
-    log_info("[{}] {} accepted: {} prompt tokens, max_tokens {}, priority {}{}", rid, req.path,
-             g->req.prompt.size(), g->req.max_tokens, g->req.priority,
-             g->req.stream ? ", stream" : "");
-    // Wait until the engine schedules it (or drops it) so queue timeouts get their own status.
-    // Nothing is written meanwhile, so a client that leaves is noticed on its socket: the
-    // request is taken out of the queue (the engine drops it at its next step).
-    // Meanwhile the client may half-close (shut down its sending side and wait for the reply):
-    // cpp-httplib would not write to it any more, so the reply is committed (200) and written on
-    // the socket by this thread; errors that come later go in the body, as after any 200.
-    g->conn = {req.remote_addr, req.remote_port, req.local_port};
-    int fd = -2;  // not looked up yet
-    auto socket = [&] {
-      if (fd == -2) fd = connection_socket(g->conn);
-      return fd;
-    };
-    bool raw = false;  // this thread writes the reply (the client half-closed)
-    auto gone_while_queued = [&] {
-      log_info("[{}] client went away while queued: removing it", rid);
-      engine.cancel(g->channel->id());
-      metrics.count_request(499);  // nginx's "client closed request"
-    };
-    for (;;) {
-      if (!g->channel->pop_all(g->backlog, std::chrono::milliseconds(100)) && socket() >= 0) {
-        const PeerState ps = peer_state(fd);
-        if (ps == PeerState::kGone) {
-          gone_while_queued();
-          return;
-        }
-        if (ps == PeerState::kHalfClosed && !raw) {
-          log_info("[{}] client half-closed its connection while queued: committing the reply",
-                   rid);
-          raw = true;
-          // Writing is also the probe: a client that closed entirely answers with a reset.
-          if (!g->write_raw_headers(fd)) {
-            gone_while_queued();
-            return;
-          }
-        }
-      }
-      bool started = false;
-      for (const EngineEvent& ev : g->backlog) {
-        if (ev.kind == EngineEvent::Kind::kError && !raw) {
-          ApiError e = api_error_from_status(ev.error);
-          if (ev.timed_out) {
-            e.status = 408;
-            e.type = "timeout_error";
-          } else if (e.status == 429) {
-            e.status = 503;
-            e.type = "service_unavailable";
-          }
-          log_info("[{}] dropped before running: {}", rid, ev.error.message());
-          reply_error(res, e);
-          return;
-        }
-        started = true;  // kStarted (or anything after it)
-      }
-      if (started) break;
-    }
-    metrics.count_request(200);
-    g->last_write = std::chrono::steady_clock::now();
-    if (!raw && socket() >= 0 && peer_state(fd) == PeerState::kHalfClosed) {
-      log_info("[{}] client half-closed its connection: writing the reply itself", rid);
-      raw = g->write_raw_headers(fd);
-      if (!raw) {
-        log_info("[{}] client went away: cancelling", rid);
-        engine.cancel(g->channel->id());
-        return;
-      }
-    }
-    if (raw) {
-      ++owner->in_flight_;
-      if (!g->serve_raw(fd)) {
-        log_info("[{}] client went away: cancelling", rid);
-        engine.cancel(g->channel->id());
-      }
-      --owner->in_flight_;
-      return;  // cpp-httplib's own reply finds the connection half-closed and is not sent
-    }
-    ++owner->in_flight_;
-    res.set_header("Cache-Control", "no-cache");
-    auto provider = [g](size_t, httplib::DataSink& sink) { return g->provide(sink); };
-    // Runs when cpp-httplib is done with the reply, the connection still open. Unfinished means
-    // cpp-httplib stopped writing: the client reset or closed, or only half-closed (cpp-httplib
-    // cannot tell); a half-closed client gets the rest written by this thread.
-    auto releaser = [g](bool) {
-      // Not provided yet: whether the headers went out is unknown, so nothing more is written.
-      const int fd = !g->finished && g->provided ? connection_socket(g->conn) : -1;
-      bool served = g->finished;
-      if (fd >= 0 && peer_state(fd) == PeerState::kHalfClosed) {
-        log_info("[{}] client half-closed its connection: writing the rest itself", g->rid);
-        served = g->serve_raw(fd);
-      }
-      if (!served) {
-        log_info("[{}] client went away: cancelling", g->rid);
-        g->engine->cancel(g->channel->id());
-      }
-      --*g->in_flight;
-    };
-    res.set_chunked_content_provider(g->req.stream ? "text/event-stream" : "application/json",
-                                     provider, releaser);
-  }
-
-  // /admin/*: needs a key marked admin (--api-key, or `admin` in --api-key-file) when keys are
+  // /admin/*: a key marked admin (--api-key, or `admin` in --api-key-file) when keys are
   // configured: 401 without a valid key, 403 with a key that is not an admin's.
-  bool admin_authorized(const httplib::Request& req, httplib::Response& res) {
+  std::optional<Reply> check_admin(const Request& req) {
     const ApiKey* key = nullptr;
-    if (!authorized(req, res, &key)) return false;
-    if (key == nullptr || key->admin) return true;
+    if (auto denied = check_key(req, &key)) return denied;
+    if (key == nullptr || key->admin) return std::nullopt;
     ApiError e;
     e.status = 403;
     e.type = "permission_error";
     e.message = "this API key may not use /admin";
-    reply_error(res, e);
-    return false;
+    return error_reply(e);
   }
 
   json scheduler_json() {
@@ -603,12 +403,10 @@ struct HttpServer::Impl {
 
   // POST /admin/scheduler {"max_num_seqs": N, "max_num_batched_tokens": M} (either or both):
   // handed to the engine thread, which applies it before its next step.
-  void set_scheduler(const httplib::Request& req, httplib::Response& res) {
-    const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  Reply set_scheduler(const Request& req) {
+    const json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
     auto bad = [&](const std::string& message) {
-      ApiError e = api_error_from_status(invalid_argument("{}", message));
-      res.status = e.status;
-      res.set_content(error_body(e), "application/json");
+      return error_reply(api_error_from_status(invalid_argument("{}", message)));
     };
     if (!body.is_object() || body.empty())
       return bad("the body must be a JSON object with max_num_seqs and/or max_num_batched_tokens");
@@ -624,107 +422,472 @@ struct HttpServer::Impl {
     if (Status st = engine.set_limits(limits); !st.ok()) return bad(st.message());
     log_info("scheduler limits changed: max_num_seqs {}, max_num_batched_tokens {}",
              engine.stats().max_num_seqs, engine.stats().max_num_batched_tokens);
-    res.set_content(dump(scheduler_json()), "application/json");
+    return Reply{200, "application/json", dump(scheduler_json()), {}};
   }
 
-  void routes() {
-    auto guarded = [this](auto fn) {
-      return [this, fn](const httplib::Request& req, httplib::Response& res) {
-        try {
-          fn(req, res);
-        } catch (const std::exception& e) {
-          log_error("handler failed: {}", e.what());
-          reply_error(res, api_error_from_status(internal_error("{}", e.what())));
+  Reply health() {
+    const EngineStats st = engine.stats();
+    std::string status = "ok";
+    if (owner->draining()) {
+      status = "draining";
+    } else if (st.seconds_since_heartbeat > opt.health_stale_s) {
+      status = "engine stalled";
+    }
+    return Reply{status == "ok" ? 200 : 503,
+                 "application/json",
+                 dump(json{{"status", status},
+                           {"running", st.running},
+                           {"waiting", st.waiting},
+                           {"seconds_since_engine_step", st.seconds_since_heartbeat}}),
+                 {}};
+  }
+
+  Reply models(const Request& req) {
+    if (auto denied = check_key(req)) return *denied;
+    json m = {{"id", api.model_name},
+              {"object", "model"},
+              {"created", started_at},
+              {"owned_by", "seekserve"},
+              {"max_model_len", api.max_model_len}};
+    return Reply{
+        200, "application/json", dump(json{{"object", "list"}, {"data", json::array({m})}}), {}};
+  }
+
+  // Writes a reply made in one piece (header and body in one write). True when the connection
+  // may take another request.
+  // (`r` by reference, from a named local of the caller: GCC 12 destroys a temporary in a
+  // co_await operand twice.)
+  net::awaitable<bool> send(Connection& c, unsigned version, Reply& r, bool keep_alive,
+                            const std::string& request_id) {
+    http::response<http::string_body> res{static_cast<http::status>(r.status), version};
+    res.set(http::field::content_type, r.content_type);
+    if (!request_id.empty()) res.set("X-Request-Id", request_id);
+    for (auto& [k, v] : r.headers) res.set(k, v);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(r.body);
+    res.prepare_payload();
+    error_code ec;
+    c.deadline.arm_in(c.stream.socket(), kWriteTimeoutS);
+    co_await write_message(c.stream, res, ec);
+    c.deadline.disarm();
+    co_return !ec && keep_alive;
+  }
+
+  // Writes raw bytes of a reply this side frames (chunked). False when the client is gone.
+  net::awaitable<bool> send_raw(Connection& c, std::string_view data) {
+    error_code ec;
+    c.deadline.arm_in(c.stream.socket(), kWriteTimeoutS);
+    co_await write_bytes(c.stream, data, ec);
+    c.deadline.disarm();
+    co_return !ec;
+  }
+
+  // POST /v1/chat/completions and /v1/completions. True when the connection may take another
+  // request.
+  net::awaitable<bool> generate(Connection& c, const Request& req, bool chat, bool keep_alive) {
+    const auto arrival = EngineClock::now();
+    const std::string rid = request_id_of(req);
+    const unsigned version = req.version();
+    auto reply = [&](Reply& r) { return send(c, version, r, keep_alive, rid); };
+    Reply r;  // an answer in one piece
+    if (owner->draining()) {
+      ApiError e;
+      e.status = 503;
+      e.type = "service_unavailable";
+      e.message = "the server is shutting down";
+      r = error_reply(e);
+      co_return co_await reply(r);
+    }
+    const ApiKey* key = nullptr;
+    if (auto denied = check_key(req, &key)) co_return co_await reply(*denied);
+    const json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) {
+      r = error_reply(api_error_from_status(invalid_argument("the body is not valid JSON")));
+      co_return co_await reply(r);
+    }
+    // The key decides how far `priority` may go (a client must not starve everyone).
+    ApiContext ctx = api;
+    if (key) {
+      ctx.priority_min = key->priority.min;
+      ctx.priority_max = key->priority.max;
+    }
+    const std::string path(req.target().data(), req.target().size());
+    Result<ApiRequest> parsed = parse_api_request(body, chat, ctx);
+    if (!parsed.ok()) {
+      log_info("[{}] {} refused: {}", rid, path, parsed.status().message());
+      r = error_reply(api_error_from_status(parsed.status()));
+      co_return co_await reply(r);
+    }
+    Generation g;
+    g.engine = &engine;
+    g.metrics = &metrics;
+    g.tokenizer = api.tokenizer;
+    g.req = std::move(*parsed);
+    g.rid = rid;
+    g.response_id = (chat ? "chatcmpl-" : "cmpl-") + rid;
+    g.model = api.model_name;
+    g.created = unix_now();
+    g.arrival = arrival;
+    g.init();
+
+    GenerationRequest gr;
+    gr.request_id = rid;
+    gr.prompt = g.req.prompt;
+    gr.sampling = g.req.sampling;
+    gr.max_tokens = g.req.max_tokens;
+    gr.priority = g.req.priority;
+    gr.n = g.req.n;
+    gr.logprobs = g.req.logprobs;
+    gr.deadline = arrival + std::chrono::duration_cast<EngineClock::duration>(
+                                std::chrono::duration<double>(g.req.timeout_s));
+    Result<std::shared_ptr<RequestChannel>> ch = engine.submit(std::move(gr));
+    if (!ch.ok()) {
+      r = error_reply(api_error_from_status(ch.status()));
+      if (r.status == 429)
+        r.headers.emplace_back("Retry-After", std::to_string(engine.retry_after_seconds()));
+      log_info("[{}] {} refused: {}", rid, path, ch.status().message());
+      co_return co_await reply(r);
+    }
+    g.channel = *ch;
+    log_info("[{}] {} accepted: {} prompt tokens, max_tokens {}, priority {}{}", rid, path,
+             g.req.prompt.size(), g.req.max_tokens, g.req.priority, g.req.stream ? ", stream" : "");
+    // The engine's events wake this coroutine on its own thread. However this ends (a reply,
+    // a client gone, the server stopping), the engine stops calling in, and an unfinished
+    // request is cancelled (its KV blocks freed at the engine's next step).
+    g.channel->set_notifier([wake = c.wake, ex = c.stream.get_executor()] {
+      net::post(ex, [wake] { wake->signal(); });
+    });
+    struct Release {
+      Generation& g;
+      std::atomic<int>& in_flight;
+      Release(Generation& gen, std::atomic<int>& n) : g(gen), in_flight(n) { ++in_flight; }
+      ~Release() {
+        g.channel->set_notifier(nullptr);
+        if (!g.finished) {
+          log_info("[{}] client went away: cancelling", g.rid);
+          g.engine->cancel(g.channel->id());
         }
-      };
-    };
-    svr.Post("/v1/chat/completions",
-             guarded([this](const auto& q, auto& r) { generate(q, r, /*chat=*/true); }));
-    svr.Post("/v1/completions",
-             guarded([this](const auto& q, auto& r) { generate(q, r, /*chat=*/false); }));
-    svr.Get("/v1/models", guarded([this](const httplib::Request& q, httplib::Response& r) {
-              if (!authorized(q, r)) return;
-              json m = {{"id", api.model_name},
-                        {"object", "model"},
-                        {"created", started_at},
-                        {"owned_by", "seekserve"},
-                        {"max_model_len", api.max_model_len}};
-              r.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}),
-                            "application/json");
-            }));
-    svr.Get("/health", guarded([this](const httplib::Request&, httplib::Response& r) {
-              const EngineStats st = engine.stats();
-              std::string status = "ok";
-              if (owner->draining()) {
-                status = "draining";
-              } else if (st.seconds_since_heartbeat > opt.health_stale_s) {
-                status = "engine stalled";
-              }
-              r.status = status == "ok" ? 200 : 503;
-              r.set_content(dump(json{{"status", status},
-                                      {"running", st.running},
-                                      {"waiting", st.waiting},
-                                      {"seconds_since_engine_step", st.seconds_since_heartbeat}}),
-                            "application/json");
-            }));
-    svr.Get("/admin/scheduler", guarded([this](const httplib::Request& q, httplib::Response& r) {
-              if (!admin_authorized(q, r)) return;
-              r.set_content(dump(scheduler_json()), "application/json");
-            }));
-    svr.Post("/admin/scheduler", guarded([this](const httplib::Request& q, httplib::Response& r) {
-               if (!admin_authorized(q, r)) return;
-               set_scheduler(q, r);
-             }));
-    svr.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& r) {
-              r.set_content(metrics.render(engine.stats()), "text/plain; version=0.0.4");
-            }));
-    svr.set_exception_handler(
-        [this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-          reply_error(res, api_error_from_status(internal_error("unexpected failure")));
-        });
+        --in_flight;
+      }
+    } release(g, owner->in_flight_);
+    ClientWatch& watch = *c.watch;
+
+    // Until the engine schedules it (or drops it): nothing is written, so queue timeouts and
+    // errors get their own status. A client that resets is taken out of the queue; one that
+    // half-closes gets the reply committed (200, chunked): writing is also the probe that
+    // tells a full close (the client's system answers with a reset).
+    bool committed = false;  // a 200 is decided: the rest goes in chunks
+    bool head_sent = false;  // its status line and headers are out
+    const std::string head = fmt::format(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\nX-Request-Id: "
+        "{}\r\nTransfer-Encoding: chunked\r\n{}\r\n",
+        g.req.stream ? "text/event-stream" : "application/json", rid,
+        keep_alive ? "" : "Connection: close\r\n");
+    for (bool started = false; !started;) {
+      g.channel->pop_all(g.backlog, std::chrono::milliseconds(0));
+      for (const EngineEvent& ev : g.backlog) {
+        if (ev.kind == EngineEvent::Kind::kError && !committed) {
+          ApiError e = api_error_from_status(ev.error);
+          if (ev.timed_out) {
+            e.status = 408;
+            e.type = "timeout_error";
+          } else if (e.status == 429) {
+            e.status = 503;
+            e.type = "service_unavailable";
+          }
+          log_info("[{}] dropped before running: {}", rid, ev.error.message());
+          g.finished = true;  // nothing to cancel
+          r = error_reply(e);
+          co_return co_await reply(r);
+        }
+        started = true;  // kStarted (or anything after it)
+      }
+      if (started) break;
+      if (watch.gone) {
+        log_info("[{}] client went away while queued: removing it", rid);
+        metrics.count_request(499);  // nginx's "client closed request"
+        co_return false;
+      }
+      if (watch.eof && !committed) {
+        log_info("[{}] client half-closed its connection while queued: committing the reply", rid);
+        committed = true;
+        metrics.count_request(200);
+        head_sent = true;
+        if (!co_await send_raw(c, head)) co_return false;
+        g.last_write = Clock::now();
+      }
+      co_await wait_for_wake(*c.wake, kProbeInterval);
+    }
+    // Streams commit now (their events go out as they come); a full reply is written in one
+    // piece when it is complete, unless the client half-closes first.
+    if (g.req.stream && !committed) {
+      committed = true;
+      metrics.count_request(200);
+    }
+    std::string out = g.req.stream && !head_sent ? head : std::string();
+    if (g.req.stream && g.req.chat) {
+      std::string role;
+      for (int32_t i = 0; i < g.req.n; ++i)
+        role += Generation::sse(chat_chunk_json(g.response_id, g.created, g.model, i,
+                                                {{"role", "assistant"}, {"content", ""}}, ""));
+      out += chunk(role);
+    }
+    for (;;) {
+      std::vector<EngineEvent> events;
+      events.swap(g.backlog);
+      std::string text;
+      for (EngineEvent& ev : events) {
+        if (!g.finished) g.on_event(ev, text);
+      }
+      if (g.finished && !committed) {  // the whole reply, in one write
+        const EngineEvent* err = nullptr;
+        for (const EngineEvent& ev : events)
+          if (ev.kind == EngineEvent::Kind::kError) err = &ev;
+        if (err) {
+          r = error_reply(api_error_from_status(err->error));
+        } else {
+          metrics.count_request(200);
+          r.body = std::move(text);
+        }
+        co_return co_await reply(r);
+      }
+      if (committed) {
+        if (!text.empty()) out += chunk(text);
+        if (g.finished) out += "0\r\n\r\n";
+      }
+      const auto now = Clock::now();
+      if (committed && out.empty() && now - g.last_write >= kProbeInterval) {
+        // A write is the only way to learn whether a half-closed client is still there.
+        out = chunk(g.req.stream ? ": keep-alive\n\n" : " ");
+      }
+      if (!out.empty()) {
+        if (!co_await send_raw(c, out)) co_return false;
+        out.clear();
+        g.last_write = now;
+      }
+      if (g.finished) co_return keep_alive && !watch.eof;
+      if (watch.gone) co_return false;
+      if (watch.eof && !committed) {
+        log_info("[{}] client half-closed its connection: committing the reply", rid);
+        committed = true;
+        metrics.count_request(200);
+        out = head;
+        head_sent = true;
+      }
+      if (out.empty()) co_await wait_for_wake(*c.wake, kProbeInterval);
+      g.channel->pop_all(g.backlog, std::chrono::milliseconds(0));
+    }
+  }
+
+  // Routes one request. True when the connection may take another.
+  net::awaitable<bool> route(Connection& c, const Request& req, bool keep_alive) {
+    const std::string_view target(req.target().data(), req.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    const bool get = req.method() == http::verb::get || req.method() == http::verb::head;
+    const bool post = req.method() == http::verb::post;
+    const unsigned v = req.version();
+    try {
+      if (path == "/v1/chat/completions" && post)
+        co_return co_await generate(c, req, /*chat=*/true, keep_alive);
+      if (path == "/v1/completions" && post)
+        co_return co_await generate(c, req, /*chat=*/false, keep_alive);
+      Reply r;
+      if (path == "/health" && get) {
+        r = health();
+      } else if (path == "/metrics" && get) {
+        r = Reply{200, "text/plain; version=0.0.4", metrics.render(engine.stats()), {}};
+      } else if (path == "/v1/models" && get) {
+        r = models(req);
+      } else if (path == "/admin/scheduler" && (get || post)) {
+        if (auto denied = check_admin(req)) {
+          r = std::move(*denied);
+        } else {
+          r = post ? set_scheduler(req)
+                   : Reply{200, "application/json", dump(scheduler_json()), {}};
+        }
+      } else if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/health" ||
+                 path == "/metrics" || path == "/v1/models" || path == "/admin/scheduler") {
+        ApiError e;
+        e.status = 405;
+        e.message = fmt::format("{} does not take {}", path, std::string(req.method_string()));
+        r = error_reply(e);
+        r.headers.emplace_back("Allow", path.starts_with("/v1/c")    ? "POST"
+                                        : path == "/admin/scheduler" ? "GET, POST"
+                                                                     : "GET");
+      } else {
+        ApiError e;
+        e.status = 404;
+        e.code = "not_found";
+        e.message = fmt::format("no such endpoint: {}", path);
+        r = error_reply(e);
+      }
+      if (req.method() == http::verb::head) r.body.clear();
+      co_return co_await send(c, v, r, keep_alive, no_id_);
+    } catch (const std::exception& e) {
+      log_error("handler failed: {}", e.what());
+    }
+    Reply failed = error_reply(api_error_from_status(internal_error("unexpected failure")));
+    co_return co_await send(c, v, failed, false, no_id_);
+  }
+
+  net::awaitable<void> serve_connection(Worker& w, tcp::socket socket) {
+    Connection c(std::move(socket), w.ioc.get_executor());
+    w.connections.push_front(&c);
+    const auto registered = w.connections.begin();
+    for (int served = 0;; ++served) {
+      // The next request: bytes the pending read already has, then more as needed.
+      c.deadline.arm_in(c.stream.socket(), served == 0 ? kFirstRequestTimeoutS : kKeepAliveIdleS);
+      co_await finish_watch(c);
+      if ((c.watch->gone || c.watch->eof) && c.buffer.size() == 0) break;
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<uint32_t>(kMaxHeaderBytes));
+      parser.body_limit(static_cast<uint64_t>(opt.max_body_bytes));
+      error_code ec;
+      parse_buffered(parser, c.buffer, ec);
+      if (!ec && !parser.is_header_done())
+        co_await http::async_read_header(c.stream, c.buffer, parser, redirect(ec));
+      if (!ec && !parser.is_done()) {
+        c.deadline.arm_in(c.stream.socket(), kReadTimeoutS);
+        // curl and others wait (a second) for "100 Continue" before sending a large body.
+        if (beast::iequals(parser.get()[http::field::expect], "100-continue"))
+          co_await send_raw(c, "HTTP/1.1 100 Continue\r\n\r\n");
+        co_await http::async_read(c.stream, c.buffer, parser, redirect(ec));
+      }
+      c.deadline.disarm();
+      if (ec) {
+        if (ec == http::error::body_limit) {
+          ApiError e;
+          e.status = 413;
+          e.code = "body_too_large";
+          e.message = fmt::format("the request body is larger than {} bytes (--max-body-bytes)",
+                                  opt.max_body_bytes);
+          Reply r = error_reply(e);
+          co_await send(c, 11, r, false, no_id_);
+        } else if (ec == http::error::header_limit) {
+          ApiError e;
+          e.status = 431;
+          e.message = "the request's header is too large";
+          Reply r = error_reply(e);
+          co_await send(c, 11, r, false, no_id_);
+        } else if (ec != http::error::end_of_stream && ec != net::error::eof &&
+                   ec != net::error::connection_reset && ec != net::error::bad_descriptor &&
+                   ec != net::error::operation_aborted) {
+          Reply r = error_reply(
+              api_error_from_status(invalid_argument("malformed HTTP request: {}", ec.message())));
+          co_await send(c, 11, r, false, no_id_);
+        }
+        break;
+      }
+      Request req = parser.release();
+      const bool keep_alive =
+          req.keep_alive() && !stopping.load() && served + 1 < kMaxRequestsPerConnection;
+      // Bytes beyond this request (pipelining) are parsed next; otherwise the read that waits
+      // for the next request starts now and watches for a disconnect meanwhile.
+      if (c.buffer.size() == 0 && !c.watch->eof && !c.watch->gone) start_watch(c);
+      if (!co_await route(c, req, keep_alive)) break;
+    }
+    c.deadline.disarm();
+    c.watch->socket = nullptr;
+    w.connections.erase(registered);
+    error_code ignored;
+    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.stream.socket().close(ignored);
+    // The pending read, if any, ends with an error now; its handler holds what it touches.
+  }
+
+  net::awaitable<void> accept_loop(Worker& w) {
+    for (;;) {
+      error_code ec;
+      tcp::socket socket = co_await w.acceptor->async_accept(redirect(ec));
+      if (ec) {
+        if (stopping.load() || ec == net::error::operation_aborted) co_return;
+        log_warn("accept failed: {}", ec.message());
+        net::steady_timer pause(w.ioc, std::chrono::milliseconds(20));
+        co_await pause.async_wait(redirect(ec));
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      socket.non_blocking(true, ec);  // for the synchronous first tries of writes
+      net::co_spawn(w.ioc, serve_connection(w, std::move(socket)), net::detached);
+    }
+  }
+
+  net::awaitable<void> sweep_loop(Worker& w) {
+    net::steady_timer tick(w.ioc);
+    while (!stopping.load()) {
+      tick.expires_after(kSweepInterval);
+      error_code ec;
+      co_await tick.async_wait(redirect(ec));
+      const Clock::time_point now = Clock::now();
+      for (Connection* c : w.connections) c->deadline.enforce(now);
+    }
   }
 };
 
-HttpServer::HttpServer(Engine& engine, ApiContext api, HttpOptions options, int64_t max_num_seqs,
-                       int64_t max_queue)
-    : impl_(new Impl{this, engine, std::move(api), std::move(options), {}, {}}) {
-  const size_t threads = impl_->opt.http_threads > 0
-                             ? static_cast<size_t>(impl_->opt.http_threads)
-                             : static_cast<size_t>(max_num_seqs + max_queue + 8);
-  impl_->svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  impl_->svr.set_payload_max_length(static_cast<size_t>(impl_->opt.max_body_bytes));
-  // Replies go out in several small writes (headers, chunks, the last chunk): without
-  // TCP_NODELAY, Nagle's algorithm holds the later ones for the client's delayed ACK (~40 ms).
-  impl_->svr.set_tcp_nodelay(true);
-  impl_->svr.set_keep_alive_timeout(5);
-  // cpp-httplib closes a keep-alive connection after 5 requests by default: a client then pays
-  // a new connection (and a cold pool thread) every 5 requests. nginx's default is 1000.
-  impl_->svr.set_keep_alive_max_count(1000);
-  impl_->svr.set_read_timeout(30);
-  impl_->svr.set_write_timeout(10);
-  impl_->routes();
+HttpServer::HttpServer(Engine& engine, ApiContext api, HttpOptions options)
+    : impl_(new Impl{this, engine, std::move(api), std::move(options), {}}) {}
+
+HttpServer::~HttpServer() {
+  stop();
+  for (auto& w : impl_->workers)
+    if (w->thread.joinable()) w->thread.join();
 }
 
-HttpServer::~HttpServer() = default;
-
 Result<int> HttpServer::bind() {
-  if (impl_->opt.port == 0) {
-    const int port = impl_->svr.bind_to_any_port(impl_->opt.host);
-    if (port <= 0) return io_error("cannot listen on {}: no free port", impl_->opt.host);
-    return port;
+  Impl& im = *impl_;
+  const int threads = im.opt.http_threads > 0 ? im.opt.http_threads : kDefaultHttpThreads;
+  error_code ec;
+  const net::ip::address address = net::ip::make_address(im.opt.host, ec);
+  if (ec) return invalid_argument("--host: '{}' is not an IP address to listen on", im.opt.host);
+  int port = im.opt.port;
+  for (int i = 0; i < threads; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->acceptor = std::make_unique<tcp::acceptor>(w->ioc);
+    const tcp::endpoint ep(address, static_cast<uint16_t>(port));
+    w->acceptor->open(ep.protocol(), ec);
+    if (!ec) w->acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec && threads > 1) {
+      using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+      w->acceptor->set_option(reuse_port(true), ec);
+    }
+    if (!ec) w->acceptor->bind(ep, ec);
+    if (!ec) w->acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+      return io_error("cannot listen on {}:{}: {}", im.opt.host, port == 0 ? im.opt.port : port,
+                      ec.message());
+    port = w->acceptor->local_endpoint().port();
+    im.workers.push_back(std::move(w));
   }
-  if (!impl_->svr.bind_to_port(impl_->opt.host, impl_->opt.port))
-    return io_error("cannot listen on {}:{} (in use, or not allowed)", impl_->opt.host,
-                    impl_->opt.port);
-  return impl_->opt.port;
+  return port;
 }
 
 void HttpServer::run() {
-  impl_->svr.listen_after_bind();
+  Impl& im = *impl_;
+  if (im.workers.empty()) return;
+  for (auto& w : im.workers) {
+    net::co_spawn(w->ioc, im.accept_loop(*w), net::detached);
+    net::co_spawn(w->ioc, im.sweep_loop(*w), net::detached);
+  }
+  for (size_t i = 1; i < im.workers.size(); ++i) {
+    Worker* w = im.workers[i].get();
+    w->thread = std::thread([w] {
+      auto guard = net::make_work_guard(w->ioc);
+      w->ioc.run();
+    });
+  }
+  {
+    Worker* w = im.workers[0].get();
+    auto guard = net::make_work_guard(w->ioc);
+    w->ioc.run();
+  }
+  for (size_t i = 1; i < im.workers.size(); ++i)
+    if (im.workers[i]->thread.joinable()) im.workers[i]->thread.join();
 }
 
 void HttpServer::stop() {
-  impl_->svr.stop();
+  Impl& im = *impl_;
+  im.stopping.store(true);
+  for (auto& w : im.workers) w->ioc.stop();
 }
 
 }  // namespace seekserve

@@ -1,13 +1,21 @@
 #pragma once
-// The HTTP front of `seekserve serve` (cpp-httplib underneath): OpenAI routes, SSE streaming,
-// /health, /metrics, API keys, request ids, admission answers (429 + Retry-After) and draining.
+// The HTTP front of `seekserve serve` (Boost.Asio + Beast, asynchronous): OpenAI routes, SSE
+// streaming, /health, /metrics, /admin/scheduler, API keys, request ids, admission answers
+// (429 + Retry-After) and draining.
 //
-// Threads: cpp-httplib runs one thread per connection from a fixed pool sized from
-// max_num_seqs + max_queue (+ a few for /health and /metrics), so every admitted request has a
-// thread and the pool never queues behind a full engine. A handler never touches the model: it
-// submits to the Engine and relays events from the request's channel. Replies, streaming or
-// not, go through a chunked content provider, so a client that went away is noticed while its
-// request runs (a write fails) and the request is cancelled in the engine.
+// Threads: `http_threads` I/O threads (default 2), each with its own io_context and acceptor
+// (SO_REUSEPORT); a connection stays on one thread, as a coroutine. A handler never touches the
+// model: it parses and tokenizes, submits to the Engine, and relays the events of the request's
+// channel, which wakes the connection's coroutine through a post to its thread (no thread blocks
+// per request, so idle keep-alive connections cost memory only).
+// Per request: one read kept pending on the connection from the moment a request is parsed is
+// both the disconnect probe (a reset cancels the request in the engine at once; a half-close is
+// not a disconnect, the reply still goes out) and the read of the next request. A full reply is
+// written in one piece (header and body, Content-Length) when it is complete; a stream's
+// header goes out with its first tokens, then each engine step's output as one chunk.
+// Limits: a request's header 64 KiB (431), body max_body_bytes (413), 30 s to send a request,
+// 5 s idle between requests, 10 s for a reply write the client does not read, 1000 requests per
+// connection.
 
 #include <atomic>
 #include <memory>
@@ -21,24 +29,25 @@
 
 namespace seekserve {
 
+constexpr int kDefaultHttpThreads = 2;
+
 struct HttpOptions {
   std::string host = "127.0.0.1";
   int port = 8000;   // 0 = any free port
   ApiKeys api_keys;  // none = no authentication
   int64_t max_body_bytes = 8 << 20;
-  int http_threads = 0;       // 0 = max_num_seqs + max_queue + 8
+  int http_threads = 0;       // I/O threads; 0 = kDefaultHttpThreads
   double health_stale_s = 5;  // /health fails when the engine loop is silent this long
 };
 
 class HttpServer {
  public:
-  HttpServer(Engine& engine, ApiContext api, HttpOptions options, int64_t max_num_seqs,
-             int64_t max_queue);
+  HttpServer(Engine& engine, ApiContext api, HttpOptions options);
   ~HttpServer();
 
   // Binds the socket; returns the port (useful with port 0).
   Result<int> bind();
-  // Serves until stop(); returns then.
+  // Serves until stop() (on this thread and http_threads - 1 more); returns then.
   void run();
   // Readiness off: /health answers 503, new generation requests 503; running ones continue.
   void begin_drain() { draining_ = true; }

@@ -17,6 +17,7 @@
 #include "formats/model_presets.h"
 #include "formats/safetensors.h"
 #include "model/kv_cache.h"
+#include "server/http_server.h"
 #include "tools/command.h"
 
 namespace seekserve {
@@ -333,11 +334,10 @@ struct Variable {
 };
 
 // What `seekserve serve` holds beyond the engine for `batch` sequences of `ctx` tokens
-// (src/server/http_server.cpp sizes its thread pool as below).
+// (src/server/http_server.h: kDefaultHttpThreads I/O threads unless --http-threads).
 ServeBytes serve_bytes(const EstimateOptions& o, int64_t batch, int64_t ctx) {
   ServeBytes s;
-  const int64_t batch_limit = batch > INT64_MAX / 8 ? INT64_MAX / 8 : 4 * batch;
-  s.http_threads = o.http_threads > 0 ? o.http_threads : batch_limit + o.max_queue + 8;
+  s.http_threads = o.http_threads > 0 ? o.http_threads : kDefaultHttpThreads;
   s.thread_starts = u(s.http_threads) * kHttpThreadStartBytes;
   s.requests_in_flight = u(batch) * kRequestInFlightBytes;
   s.per_sequence = u(batch) * u(ctx) * 8;
@@ -762,7 +762,7 @@ void add_estimate_command(CLI::App& app, CommandContext& ctx) {
   sub->add_option("--max-queue", o->estimate.max_queue, "With --serve: serve's --max-queue")
       ->capture_default_str();
   sub->add_option("--http-threads", o->estimate.http_threads,
-                  "With --serve: serve's --http-threads (0 = 4 × batch + max-queue + 8)")
+                  "With --serve: serve's --http-threads (0 = serve's default, 2)")
       ->capture_default_str();
   auto* mem = sub->add_option("--memory", o->memory, "Memory budget: 24GiB, 80GB, 512MiB, bytes");
   auto* gpus = sub->add_option("--gpus", o->gpus, "Devices as COUNTxSIZE (8x80GiB = the total)");

@@ -117,7 +117,7 @@ struct EstimateOptions {
   // Plan for `seekserve serve` (HTTP threads, requests in flight) with batch = --max-num-seqs.
   bool serve = false;
   int64_t max_queue = kServeMaxQueue;  // serve's --max-queue
-  int64_t http_threads = 0;            // serve's --http-threads (0 = 4·batch + max_queue + 8)
+  int64_t http_threads = 0;            // serve's --http-threads (0 = serve's default)
 };
 
 struct WeightClassBytes {

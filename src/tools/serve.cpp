@@ -256,7 +256,7 @@ Status run_serve(ServeOptions o) {
   ho.api_keys = ApiKeys(std::move(keys));
   ho.max_body_bytes = o.max_body_bytes;
   ho.http_threads = o.http_threads;
-  HttpServer server(*engine, api, ho, eo.max_num_seqs_limit, o.max_queue);
+  HttpServer server(*engine, api, ho);
   SEEK_ASSIGN_OR_RETURN(int port, server.bind());
 
   const std::string url = fmt::format("http://{}:{}", o.host, port);
@@ -345,7 +345,7 @@ void add_serve_command(CLI::App& app, CommandContext& ctx) {
   add("api-key-file", o->api_key_file,
       "File of API keys, one a line: KEY [MIN:MAX] [admin] (priority range; may use /admin)");
   add("max-body-bytes", o->max_body_bytes, "Largest request body accepted");
-  add("http-threads", o->http_threads, "HTTP threads (0 = max-num-seqs + max-queue + 8)");
+  add("http-threads", o->http_threads, "HTTP I/O threads (0 = 2)");
   add("drain-timeout", o->drain_timeout, "Seconds SIGTERM waits for running requests");
   add("log-level", o->log_level, "debug, info, warn or error");
   sub->callback([sub, o, &ctx] {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "formats/model_presets.h"
+#include "server/http_server.h"
 
 namespace seekserve {
 namespace {
@@ -206,8 +207,8 @@ TEST(EstimateTest, ServeAddsItsThreadsAndRequests) {
   const Estimate e = run("tiny-qwen2", o);
   ASSERT_TRUE(e.serve.has_value());
   const ServeBytes& s = *e.serve;
-  EXPECT_EQ(s.http_threads, 4 * 16 + kServeMaxQueue + 8);  // serve's default pool
-  EXPECT_EQ(s.thread_starts, uint64_t(4 * 16 + kServeMaxQueue + 8) * kHttpThreadStartBytes);
+  EXPECT_EQ(s.http_threads, kDefaultHttpThreads);  // serve's I/O threads
+  EXPECT_EQ(s.thread_starts, uint64_t(kDefaultHttpThreads) * kHttpThreadStartBytes);
   EXPECT_EQ(s.requests_in_flight, 16 * kRequestInFlightBytes);
   EXPECT_EQ(s.per_sequence, uint64_t{16} * 128 * 8);
   EXPECT_EQ(s.runtime, kServeRuntimeBytes);
@@ -217,9 +218,9 @@ TEST(EstimateTest, ServeAddsItsThreadsAndRequests) {
   o.max_queue = 10;
   EXPECT_EQ(run("tiny-qwen2", o).serve->http_threads, 40);
   o.http_threads = 0;
-  EXPECT_EQ(run("tiny-qwen2", o).serve->http_threads, 4 * 16 + 10 + 8);
+  EXPECT_EQ(run("tiny-qwen2", o).serve->http_threads, kDefaultHttpThreads);
   // The fit search counts what serve adds per sequence: the largest batch is the last that fits.
-  o.memory = e.total + 64 * (kRequestInFlightBytes + 4 * kHttpThreadStartBytes);
+  o.memory = e.total + 64 * kRequestInFlightBytes;
   const Estimate fit = run("tiny-qwen2", o);
   EstimateOptions at = o;
   at.batch = fit.max_batch;
