@@ -29,27 +29,15 @@
 #include <nlohmann/json.hpp>
 
 #include "core/log.h"
+#include "server/http_io.h"
 
 namespace seekserve {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = net::ip::tcp;
-using error_code = boost::system::error_code;
-using Clock = std::chrono::steady_clock;
+using namespace http_io;  // NOLINT: net, beast, http, tcp, error_code, Clock and the helpers
 
 constexpr size_t kMaxBufferedReply = 64 << 20;  // a non-streaming reply larger than this fails
 constexpr double kClientIdleTimeoutS = 300;     // a kept-alive client connection with no request
-
-inline auto redirect(error_code& ec) {
-  return net::redirect_error(net::use_awaitable, ec);
-}
-
-Clock::duration to_duration(double seconds) {
-  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-}
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -132,64 +120,6 @@ RequestShape inspect_body(const std::string& body, bool want_key, size_t prefix_
   shape.affinity_key = std::move(key);
   return shape;
 }
-
-// An operation that completes at once is still posted by Asio, and each post costs a pass
-// through the event loop with a non-blocking epoll_wait. Writes nearly always fit the socket
-// buffer, and a reply's body usually arrives with its header, so both are tried synchronously
-// first (the sockets are in non-blocking mode) and only the rest goes asynchronous.
-
-// Writes what the serializer has left: at once when the socket takes it, else asynchronously.
-template <class Serializer>
-net::awaitable<void> write_all(beast::tcp_stream& s, Serializer& sr, error_code& ec) {
-  http::write(s.socket(), sr, ec);
-  if (ec == net::error::would_block || ec == net::error::try_again) {
-    ec = {};
-    co_await http::async_write(s, sr, redirect(ec));
-  }
-}
-
-template <bool isRequest, class Body>
-net::awaitable<void> write_message(beast::tcp_stream& s, http::message<isRequest, Body>& msg,
-                                   error_code& ec) {
-  http::serializer<isRequest, Body> sr{msg};
-  co_await write_all(s, sr, ec);
-}
-
-// Feeds `parser` what `buffer` already holds. True when that made progress.
-template <class Parser>
-bool parse_buffered(Parser& parser, beast::flat_buffer& buffer, error_code& ec) {
-  bool progress = false;
-  while (buffer.size() > 0 && !parser.is_done()) {
-    const size_t n = parser.put(buffer.data(), ec);
-    buffer.consume(n);
-    if (ec == http::error::need_more) ec = {};
-    if (ec || n == 0) break;
-    progress = true;
-  }
-  return progress;
-}
-
-// A socket with a deadline. No timer is armed per operation (each would be a timer-queue
-// insert and, when it is the earliest, a timerfd syscall): the I/O thread's sweep, every
-// kSweepInterval, closes the socket of any deadline that has passed, which ends the operation
-// in progress with an error.
-struct Deadline {
-  tcp::socket* socket = nullptr;  // nothing watched when null
-  Clock::time_point at = Clock::time_point::max();
-  bool fired = false;
-
-  void arm(tcp::socket& s, Clock::time_point when) {
-    socket = &s;
-    at = when;
-    fired = false;
-  }
-  void disarm() {
-    socket = nullptr;
-    at = Clock::time_point::max();
-  }
-};
-
-constexpr auto kSweepInterval = std::chrono::milliseconds(500);
 
 // The one read kept pending on a client connection from the moment a request has been parsed:
 // it is the disconnect probe while the request is proxied (a read that fails means the client
@@ -345,13 +275,7 @@ struct RouterServer::Impl {
       co_await tick.async_wait(redirect(ec));
       const Clock::time_point now = Clock::now();
       for (Connection* c : w.connections) {
-        for (Deadline* d : {&c->client_deadline, &c->upstream_deadline}) {
-          if (!d->socket || d->fired || now < d->at) continue;
-          d->fired = true;
-          error_code ignored;
-          d->socket->shutdown(tcp::socket::shutdown_both, ignored);
-          d->socket->close(ignored);
-        }
+        for (Deadline* d : {&c->client_deadline, &c->upstream_deadline}) d->enforce(now);
       }
       for (auto& [id, list] : w.idle) {
         size_t expired = 0;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The router's kept-alive connections to a real `seekserve serve` replica (cpp-httplib gives every
-# open connection one of its HTTP threads, idle or not): after a burst of concurrent requests the
-# router keeps at most backend_keepalive.max_idle of them, so the replica still answers a direct
-# GET /health at once, and closes them after backend_keepalive.idle_timeout. A connection the
+# The router's kept-alive connections to a real `seekserve serve` replica: after a burst of
+# concurrent requests the router keeps at most backend_keepalive.max_idle of them (a backend that
+# gives each connection a thread would otherwise have none left for a direct GET /health), and
+# closes them after backend_keepalive.idle_timeout. A connection the
 # replica closed on its own (its 5 s keep-alive timeout) is replaced without the client noticing
 # and without counting as a failure or a retry. A router with busy_poll serves requests and stops
 # spinning once idle. Every process is killed on exit (trap).
@@ -18,7 +18,6 @@ trap cleanup EXIT
 fail() { echo "route_keepalive_test: FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
-# Four HTTP threads: four idle connections held by the router would take them all.
 "$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --max-num-seqs 4 --http-threads 4 \
   >"$tmp/serve.out" 2>"$tmp/serve.log" &
 pids+=($!)
