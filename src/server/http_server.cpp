@@ -2,7 +2,9 @@
 
 // GCC 12 reports Asio's awaitable frames (its own operator new/delete pair) as mismatched
 // when a large coroutine is inlined: a known false positive.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 #include <sys/socket.h>
 
