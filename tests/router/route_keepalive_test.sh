@@ -2,50 +2,23 @@
 # The router's kept-alive connections to a real `seekserve serve` replica: after a burst of
 # concurrent requests the router keeps at most backend_keepalive.max_idle of them (a backend that
 # gives each connection a thread would otherwise have none left for a direct GET /health), and
-# closes them after backend_keepalive.idle_timeout. A connection the
-# replica closed on its own (its 5 s keep-alive timeout) is replaced without the client noticing
+# closes them after backend_keepalive.idle_timeout. A connection the replica closed on its own (its 5 s keep-alive timeout) is replaced without the client noticing
 # and without counting as a failure or a retry. A router with busy_poll serves requests and stops
 # spinning once idle. Every process is killed on exit (trap).
-set -euo pipefail
-BIN=${SEEKSERVE_BINARY:?}
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "route_keepalive_test: FAIL: $*"; for f in "$tmp"/*.log; do echo "--- $f"; tail -15 "$f"; done; exit 1; }
+source "$(dirname "$0")/../lib/common.sh"
+tmp=$TEST_TMP
 
 "$BIN" make-model --preset tiny-v3 --out "$tmp/tiny-v3" >/dev/null
-"$BIN" serve --model "$tmp/tiny-v3" --port 0 --threads 1 --max-num-seqs 4 --http-threads 4 \
-  >"$tmp/serve.out" 2>"$tmp/serve.log" &
-pids+=($!)
-for _ in $(seq 1 300); do
-  SURL=$(sed -n 's/.* at \(http:[^ ]*\)$/\1/p' "$tmp/serve.out" | head -1)
-  [[ -n "$SURL" ]] && break
-  sleep 0.1
-done
-[[ -n "$SURL" ]] || fail "replica did not start"
+start_serve serve "$tmp/tiny-v3" --threads 1 --max-num-seqs 4 --http-threads 4
+SURL=$URL
 SPORT=${SURL##*:}
 
-start_router() {  # start_router NAME YAML_BODY: sets RURL
-  printf 'port: 0\nthreads: 1\nbackends: [%s]\nhealth_check: {interval: 60s}\n%s\n' "$SURL" "$2" \
-    >"$tmp/$1.yaml"
-  "$BIN" route --config "$tmp/$1.yaml" >"$tmp/$1.out" 2>"$tmp/$1.log" &
-  pids+=($!)
-  RURL=
-  for _ in $(seq 1 300); do
-    RURL=$(sed -n 's/.*routing at \(http:[^ ]*\) .*/\1/p' "$tmp/$1.out" | head -1)
-    [[ -n "$RURL" ]] && break
-    sleep 0.1
-  done
-  [[ -n "$RURL" ]] || fail "router $1 did not start"
-  for _ in $(seq 1 100); do
-    curl -sf --max-time 5 "$RURL/health" >/dev/null && return 0
-    sleep 0.1
-  done
-  fail "router $1 never saw the replica healthy"
+# router NAME YAML_BODY: a router in front of the replica alone, once it saw it healthy.
+router() {
+  start_router "$1" "$(printf 'port: 0\nthreads: 1\nbackends: [%s]\nhealth_check: {interval: 60s}\n%s' \
+    "$SURL" "$2")"
+  wait_for 10 curl -sf --max-time 5 "$RURL/health" -o /dev/null ||
+    fail "router $1 never saw the replica healthy"
 }
 # Connections open to the replica's port (the router's; this script holds none between calls).
 to_replica() { ss -Htn state established "( dport = :$SPORT )" | wc -l; }
@@ -61,7 +34,7 @@ metric() {  # metric URL NAME_WITH_LABELS: its value, 0 when absent
 }
 
 # --- a burst of 4 concurrent requests, then the idle connections the router keeps -----------
-start_router capped 'backend_keepalive: {max_idle: 2, idle_timeout: 2s}'
+router capped 'backend_keepalive: {max_idle: 2, idle_timeout: 2s}'
 CAPPED=$RURL
 burst=()
 for i in 1 2 3 4; do
@@ -72,8 +45,7 @@ for p in "${burst[@]}"; do wait "$p" || fail "a burst request failed"; done
 held=$(to_replica)
 echo "after the burst the router holds $held connections to the replica"
 ((held <= 2)) || fail "router holds $held idle connections to the replica, max_idle is 2"
-# With two HTTP threads free, the replica answers its own health check at once (a router holding
-# all four would make this wait for the replica's 5 s keep-alive timeout).
+# The replica answers its own health check at once.
 curl -sf --max-time 3 "$SURL/health" >/dev/null || fail "the replica's /health did not answer"
 closed=0
 for _ in $(seq 1 100); do
@@ -87,7 +59,7 @@ done
 echo "idle connections closed after idle_timeout"
 
 # --- a connection the replica closed while idle is replaced ---------------------------------
-start_router lasting 'backend_keepalive: {max_idle: 4, idle_timeout: 60s}'
+router lasting 'backend_keepalive: {max_idle: 4, idle_timeout: 60s}'
 LASTING=$RURL
 complete "$LASTING" 2 || fail "first request through the lasting router failed"
 ((1 == $(to_replica))) || fail "want the one kept-alive connection, see $(to_replica)"
@@ -100,9 +72,9 @@ backend="seekserve_router_backend_requests_total{backend=\"$SURL\",outcome=\"fai
   fail "want 4 replies with 200"
 
 # --- busy_poll: requests still flow, and once idle past the spin window the thread sleeps --
-start_router spinning 'busy_poll: 20ms'
+router spinning 'busy_poll: 20ms'
 SPINNING=$RURL
-SPIN_PID=${pids[-1]}
+SPIN_PID=$RPID
 for i in 1 2 3; do complete "$SPINNING" 4 || fail "request $i through the busy-polling router failed"; done
 sleep 1
 ticks() { awk '{print $14 + $15}' "/proc/$SPIN_PID/stat"; }
