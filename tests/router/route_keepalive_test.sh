@@ -2,9 +2,9 @@
 # The router's kept-alive connections to a real `seekserve serve` replica: after a burst of
 # concurrent requests the router keeps at most backend_keepalive.max_idle of them (a backend that
 # gives each connection a thread would otherwise have none left for a direct GET /health), and
-# closes them after backend_keepalive.idle_timeout. A connection the replica closed on its own (its 5 s keep-alive timeout) is replaced without the client noticing
-# and without counting as a failure or a retry. A router with busy_poll serves requests and stops
-# spinning once idle. Every process is killed on exit (trap).
+# closes them after backend_keepalive.idle_timeout. A connection the replica closed on its own (its
+# 5 s keep-alive timeout) is replaced without the client noticing and without counting as a
+# failure or a retry. A router with busy_poll serves requests and stops spinning once idle. Every process is killed on exit (trap).
 source "$(dirname "$0")/../lib/common.sh"
 tmp=$TEST_TMP
 
