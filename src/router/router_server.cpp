@@ -631,23 +631,6 @@ struct RouterServer::Impl {
     // The pending read, if any, ends with an error now; its handler holds the watch.
   }
 
-  net::awaitable<void> accept_loop(Worker& w) {
-    for (;;) {
-      error_code ec;
-      tcp::socket socket = co_await w.acceptor->async_accept(redirect(ec));
-      if (ec) {
-        if (stopping.load() || ec == net::error::operation_aborted) co_return;
-        log_warn("router: accept failed: {}", ec.message());
-        net::steady_timer pause(w.ioc, std::chrono::milliseconds(20));
-        co_await pause.async_wait(redirect(ec));
-        continue;
-      }
-      socket.set_option(tcp::no_delay(true), ec);
-      socket.non_blocking(true, ec);  // for the synchronous first tries above
-      net::co_spawn(w.ioc, serve_connection(w, std::move(socket)), net::detached);
-    }
-  }
-
   // --- active health checks (worker 0) -------------------------------------------------------
 
   net::awaitable<void> check_backend(Worker& w, std::shared_ptr<const BackendTarget> target) {
@@ -727,17 +710,8 @@ Result<int> RouterServer::bind() {
   int port = c.port;
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Worker>();
-    w->acceptor = std::make_unique<tcp::acceptor>(w->ioc);
-    const tcp::endpoint ep(address, static_cast<uint16_t>(port));
-    w->acceptor->open(ep.protocol(), ec);
-    if (!ec) w->acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) {
-      using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-      w->acceptor->set_option(reuse_port(true), ec);
-    }
-    if (!ec) w->acceptor->bind(ep, ec);
-    if (!ec) w->acceptor->listen(net::socket_base::max_listen_connections, ec);
-    if (ec) return io_error("cannot listen on {}:{}: {}", c.host, port, ec.message());
+    w->acceptor = open_listener(w->ioc, address, port, /*share_port=*/true, ec);
+    if (!w->acceptor) return io_error("cannot listen on {}:{}: {}", c.host, port, ec.message());
     port = w->acceptor->local_endpoint().port();
     impl_->workers.push_back(std::move(w));
   }
@@ -749,7 +723,13 @@ void RouterServer::start() {
   im.initial_backends = im.pool.size();
   for (size_t i = 0; i < im.workers.size(); ++i) {
     Worker& w = *im.workers[i];
-    net::co_spawn(w.ioc, im.accept_loop(w), net::detached);
+    net::co_spawn(
+        w.ioc,
+        accept_loop(
+            *w.acceptor, im.stopping,
+            [&im, &w](tcp::socket socket) { return im.serve_connection(w, std::move(socket)); },
+            [](const error_code& ec) { log_warn("router: accept failed: {}", ec.message()); }),
+        net::detached);
     net::co_spawn(w.ioc, im.sweep_loop(w), net::detached);
     if (i == 0) net::co_spawn(w.ioc, im.health_loop(w), net::detached);
     w.thread = std::thread([&w, spin = to_duration(im.config.busy_poll_s)] {

@@ -4,10 +4,18 @@
 // first, feeding a parser what a buffer already holds, and socket deadlines enforced by a
 // periodic sweep instead of a timer per operation.
 
-#include <chrono>
+#include <sys/socket.h>
 
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -109,5 +117,48 @@ struct Deadline {
 };
 
 constexpr auto kSweepInterval = std::chrono::milliseconds(500);
+
+// A listening socket on address:port for one I/O thread's io_context; with `share_port`, the
+// port is SO_REUSEPORT so every thread has its own acceptor on it (the kernel spreads the
+// connections). Null with `ec` set when it cannot listen.
+inline std::unique_ptr<tcp::acceptor> open_listener(net::io_context& ioc,
+                                                    const net::ip::address& address, int port,
+                                                    bool share_port, error_code& ec) {
+  auto acceptor = std::make_unique<tcp::acceptor>(ioc);
+  const tcp::endpoint ep(address, static_cast<uint16_t>(port));
+  acceptor->open(ep.protocol(), ec);
+  if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec && share_port) {
+    using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    acceptor->set_option(reuse_port(true), ec);
+  }
+  if (!ec) acceptor->bind(ep, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return nullptr;
+  return acceptor;
+}
+
+// Accepts connections until the acceptor is closed (or `stopping`); each one, with TCP_NODELAY
+// and in non-blocking mode (for the synchronous first tries of writes above), is handed to
+// `serve(socket)`, a coroutine spawned on the acceptor's executor. A failed accept (out of file
+// descriptors) is logged by `on_error` and retried after 20 ms.
+template <class Serve, class OnError>
+net::awaitable<void> accept_loop(tcp::acceptor& acceptor, const std::atomic<bool>& stopping,
+                                 Serve serve, OnError on_error) {
+  for (;;) {
+    error_code ec;
+    tcp::socket socket = co_await acceptor.async_accept(redirect(ec));
+    if (ec) {
+      if (stopping.load() || ec == net::error::operation_aborted) co_return;
+      on_error(ec);
+      net::steady_timer pause(acceptor.get_executor(), std::chrono::milliseconds(20));
+      co_await pause.async_wait(redirect(ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    socket.non_blocking(true, ec);
+    net::co_spawn(acceptor.get_executor(), serve(std::move(socket)), net::detached);
+  }
+}
 
 }  // namespace seekserve::http_io

@@ -797,23 +797,6 @@ struct HttpServer::Impl {
     // The pending read, if any, ends with an error now; its handler holds what it touches.
   }
 
-  net::awaitable<void> accept_loop(Worker& w) {
-    for (;;) {
-      error_code ec;
-      tcp::socket socket = co_await w.acceptor->async_accept(redirect(ec));
-      if (ec) {
-        if (stopping.load() || ec == net::error::operation_aborted) co_return;
-        log_warn("accept failed: {}", ec.message());
-        net::steady_timer pause(w.ioc, std::chrono::milliseconds(20));
-        co_await pause.async_wait(redirect(ec));
-        continue;
-      }
-      socket.set_option(tcp::no_delay(true), ec);
-      socket.non_blocking(true, ec);  // for the synchronous first tries of writes
-      net::co_spawn(w.ioc, serve_connection(w, std::move(socket)), net::detached);
-    }
-  }
-
   net::awaitable<void> sweep_loop(Worker& w) {
     net::steady_timer tick(w.ioc);
     while (!stopping.load()) {
@@ -844,17 +827,8 @@ Result<int> HttpServer::bind() {
   int port = im.opt.port;
   for (int i = 0; i < threads; ++i) {
     auto w = std::make_unique<Worker>();
-    w->acceptor = std::make_unique<tcp::acceptor>(w->ioc);
-    const tcp::endpoint ep(address, static_cast<uint16_t>(port));
-    w->acceptor->open(ep.protocol(), ec);
-    if (!ec) w->acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec && threads > 1) {
-      using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
-      w->acceptor->set_option(reuse_port(true), ec);
-    }
-    if (!ec) w->acceptor->bind(ep, ec);
-    if (!ec) w->acceptor->listen(net::socket_base::max_listen_connections, ec);
-    if (ec)
+    w->acceptor = open_listener(w->ioc, address, port, threads > 1, ec);
+    if (!w->acceptor)
       return io_error("cannot listen on {}:{}: {}", im.opt.host, port == 0 ? im.opt.port : port,
                       ec.message());
     port = w->acceptor->local_endpoint().port();
@@ -867,7 +841,14 @@ void HttpServer::run() {
   Impl& im = *impl_;
   if (im.workers.empty()) return;
   for (auto& w : im.workers) {
-    net::co_spawn(w->ioc, im.accept_loop(*w), net::detached);
+    Worker* wp = w.get();
+    net::co_spawn(
+        w->ioc,
+        accept_loop(
+            *w->acceptor, im.stopping,
+            [&im, wp](tcp::socket socket) { return im.serve_connection(*wp, std::move(socket)); },
+            [](const error_code& ec) { log_warn("accept failed: {}", ec.message()); }),
+        net::detached);
     net::co_spawn(w->ioc, im.sweep_loop(*w), net::detached);
   }
   for (size_t i = 1; i < im.workers.size(); ++i) {
