@@ -225,6 +225,20 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
     w.sum = sum;
     for (int64_t i = 0; i < n; ++i) total += w.e[i] / sum;
     w.band = 0;
+    if (params_.top_p >= 1.0f && params_.min_p <= 0.0f) {
+      // Nothing cuts the distribution: the draw walks it in id order, no sorting at all.
+      std::uniform_real_distribution<double> uniform(0.0, total);
+      double u = uniform(rng_);
+      int64_t last = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double p = w.e[i] / sum;
+        if (!(p > 0.0)) continue;
+        last = i;
+        u -= p;
+        if (u <= 0.0) return static_cast<int32_t>(i);
+      }
+      return static_cast<int32_t>(last);  // rounding left a sliver: the last candidate
+    }
   }
   // w.p[i] for i < w.order.size(); false past the last candidate.
   auto have = [&](size_t i) { return i < w.order.size() || (!whole && extend_order(w, logits)); };
@@ -289,7 +303,32 @@ int32_t sample_reference(const SamplingParams& params, std::mt19937_64& rng,
   if (params.temperature == 0.0f) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
-  // Candidates sorted by logit (ties: lower id first).
+  if (!(params.top_k > 0 && params.top_k < n) && params.top_p >= 1.0f && params.min_p <= 0.0f) {
+    // Nothing cuts the distribution: the draw walks it in id order.
+    const double mx = *std::max_element(logits.begin(), logits.end());
+    std::vector<double> p(static_cast<size_t>(n));
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      p[i] = std::exp((logits[i] - mx) / params.temperature);
+      sum += p[i];
+    }
+    double total = 0.0;
+    for (double& x : p) {
+      x /= sum;
+      total += x;
+    }
+    std::uniform_real_distribution<double> uniform(0.0, total);
+    double u = uniform(rng);
+    int64_t last = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!(p[i] > 0.0)) continue;
+      last = i;
+      u -= p[i];
+      if (u <= 0.0) return static_cast<int32_t>(i);
+    }
+    return static_cast<int32_t>(last);
+  }
+  // Candidates sorted by logit (ties: lower id first): top-k, top-p and min-p cut from the top.
   std::vector<int32_t> idx(static_cast<size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
   int64_t keep = n;

@@ -6,9 +6,10 @@
 // Cost: sampling runs once per generated token on the engine thread, over the whole vocabulary
 // (129,280 logits for DeepSeek-V3), so the fast path touches each logit about once: the mask is a
 // list of the few undefined ids (built once per model), penalties touch only the ids in the
-// sequence, greedy is one argmax pass, and a random draw sorts only as much of the vocabulary as
-// its walk down the distribution reaches. sample_reference() is the slow, obvious version the
-// fast one is tested against.
+// sequence, greedy is one argmax pass, a random draw that nothing truncates (no top-k, top-p or
+// min-p) walks the distribution in id order without sorting, and one that is truncated walks it
+// from the most likely id down, sorting only as much of the vocabulary as the walk reaches.
+// sample_reference() is the slow, obvious version the fast one is tested against.
 
 #include <cstdint>
 #include <memory>
