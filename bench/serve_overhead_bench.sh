@@ -4,6 +4,7 @@
 # forward time comes from the server's own seekserve_engine_forward_seconds_total, so the
 # difference is HTTP, JSON, tokenization, queueing, scheduling, sampling and the hand-offs
 # between threads. Then as many GET /health round trips on the same connection: the HTTP floor.
+# Then the same completions from `seekserve bench` (a C++ client with less overhead than Node).
 # Usage: bench/serve_overhead_bench.sh [BUILD_DIR] [N]
 set -euo pipefail
 BUILD=${1:-${SEEKSERVE_BUILD_DIR:-build}}
@@ -27,5 +28,25 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 [[ -n "$url" ]] || { cat "$tmp/log"; exit 1; }
-echo "serve_overhead: tiny-v3, 1 model thread, $N sequential 1-token completions (after 30 warm-up)"
+echo "serve_overhead: tiny-v3, 1 model thread, $N sequential 1-token completions (after 30 warm-up), Node client then seekserve bench"
 "${pin_client[@]}" node "$SRC/bench/serve_overhead_client.mjs" "$url" "$N" 30 "$pid"
+# The same requests from seekserve's own load generator (C++, Asio: a lean client, so the round
+# trip is the server's and the kernel's): mean e2e latency minus the mean forward pass.
+metric() { curl -s "$url/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+f0=$(metric seekserve_engine_forward_seconds_total)
+n0=$(metric 'seekserve_requests_total{code="200"}')
+"${pin_client[@]}" "$BIN" bench --url "$url" --no-stream -c 1 -n "$N" --warmup 30 --input-len 5 \
+  --output-len 1 --temperature 0 -m "$tmp/tiny-v3" --progress none --json "$tmp/bench.json" \
+  >/dev/null
+f1=$(metric seekserve_engine_forward_seconds_total)
+n1=$(metric 'seekserve_requests_total{code="200"}')
+/usr/bin/python3 - "$tmp/bench.json" "$f0" "$f1" "$n0" "$n1" <<'PY'
+import json, sys
+b = json.load(open(sys.argv[1]))
+f0, f1, n0, n1 = (float(x) for x in sys.argv[2:6])
+forward = (f1 - f0) * 1e3 / (n1 - n0)  # warm-up requests ran forwards too
+e2e = b["e2e_ms"]
+print(json.dumps({"client": "seekserve bench", "n": e2e["n"], "rtt_mean_ms": e2e["mean"],
+                  "rtt_p50_ms": e2e["p50"], "forward_mean_ms": forward,
+                  "overhead_mean_ms": e2e["mean"] - forward}))
+PY
