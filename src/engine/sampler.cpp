@@ -106,6 +106,73 @@ __attribute__((target("avx512f"))) int64_t argmax_avx512(std::span<const float> 
   return argmax_lanes(x, b, a, i);
 }
 
+// e^t for t = (x - mx) · inv_t ≤ 0: t = n·ln2 + r (|r| ≤ ln2/2, ln2 in two parts), e^r by a
+// degree-6 polynomial (Cephes' expf coefficients), times 2^n.
+constexpr float kExpLow = -87.3365448f;  // below: 0 (e^t is under the smallest normal float)
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f,
+                kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+
+float exp_weight(float x, float mx, float inv_t) {
+  const float t = (x - mx) * inv_t;
+  if (!(t >= kExpLow)) return 0.0f;  // -inf (masked) and NaN too
+  const float n = std::nearbyint(t * kLog2e);
+  float r = std::fma(n, -kLn2Hi, t);
+  r = std::fma(n, -kLn2Lo, r);
+  float p = std::fma(kP0, r, kP1);
+  p = std::fma(p, r, kP2);
+  p = std::fma(p, r, kP3);
+  p = std::fma(p, r, kP4);
+  p = std::fma(p, r, kP5);
+  const float r2 = r * r;
+  p = std::fma(p, r2, r + 1.0f);
+  return std::ldexp(p, static_cast<int>(n));
+}
+
+void exp_weights_portable(std::span<const float> x, float mx, float inv_t, double* out) {
+  for (size_t i = 0; i < x.size(); ++i) out[i] = exp_weight(x[i], mx, inv_t);
+}
+
+// GCC 12's intrinsics headers trip -Wmaybe-uninitialized here (their _mm512_undefined_*
+// self-initialisation, GCC bug 105593), as in the kernel files.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+__attribute__((target("avx512f"))) void exp_weights_avx512(std::span<const float> x, float mx,
+                                                           float inv_t, double* out) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  const __m512 vmx = _mm512_set1_ps(mx), vinv = _mm512_set1_ps(inv_t);
+  const __m512 low = _mm512_set1_ps(kExpLow), log2e = _mm512_set1_ps(kLog2e);
+  const __m512 hi = _mm512_set1_ps(-kLn2Hi), lo = _mm512_set1_ps(-kLn2Lo);
+  const __m512 one = _mm512_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 t = _mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(x.data() + i), vmx), vinv);
+    const __mmask16 ok = _mm512_cmp_ps_mask(t, low, _CMP_GE_OQ);
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(t, log2e),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(k, hi, t);
+    r = _mm512_fmadd_ps(k, lo, r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(kP0), r, _mm512_set1_ps(kP1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kP5));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, one));
+    const __m512 e = _mm512_maskz_scalef_ps(ok, p, k);
+    _mm512_storeu_pd(out + i, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    const __m256 upper = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1));
+    _mm512_storeu_pd(out + i + 8, _mm512_cvtps_pd(upper));
+  }
+  for (; i < n; ++i) out[i] = exp_weight(x[i], mx, inv_t);
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace sampler_detail
 
 namespace {
@@ -114,6 +181,15 @@ int64_t argmax(std::span<const float> x) {
   if (x.size() < 16) return std::max_element(x.begin(), x.end()) - x.begin();
   static const bool avx512 = cpu_features().avx512f;
   return avx512 ? sampler_detail::argmax_avx512(x) : sampler_detail::argmax_portable(x);
+}
+
+void exp_weights(std::span<const float> x, float mx, float inv_t, double* out) {
+  static const bool avx512 = cpu_features().avx512f;
+  if (avx512) {
+    sampler_detail::exp_weights_avx512(x, mx, inv_t, out);
+  } else {
+    sampler_detail::exp_weights_portable(x, mx, inv_t, out);
+  }
 }
 
 // Bands of extend_order(): probability ratios to the most likely id, exp(-z) for these z.
@@ -217,11 +293,9 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
     w.band = kBands;
   } else {
     if (static_cast<int64_t>(w.e.size()) < n) w.e.resize(static_cast<size_t>(n));
+    exp_weights(logits, static_cast<float>(mx), 1.0f / params_.temperature, w.e.data());
     double sum = 0.0;
-    for (int64_t i = 0; i < n; ++i) {
-      w.e[i] = std::exp((logits[i] - mx) / params_.temperature);
-      sum += w.e[i];
-    }
+    for (int64_t i = 0; i < n; ++i) sum += w.e[i];
     w.sum = sum;
     for (int64_t i = 0; i < n; ++i) total += w.e[i] / sum;
     w.band = 0;
@@ -309,7 +383,8 @@ int32_t sample_reference(const SamplingParams& params, std::mt19937_64& rng,
     std::vector<double> p(static_cast<size_t>(n));
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
-      p[i] = std::exp((logits[i] - mx) / params.temperature);
+      p[i] =
+          sampler_detail::exp_weight(logits[i], static_cast<float>(mx), 1.0f / params.temperature);
       sum += p[i];
     }
     double total = 0.0;
@@ -340,8 +415,11 @@ int32_t sample_reference(const SamplingParams& params, std::mt19937_64& rng,
   const double mx = logits[idx[0]];
   std::vector<double> p(idx.size());
   double sum = 0.0;
+  const bool top_k = params.top_k > 0 && params.top_k < n;
   for (size_t i = 0; i < idx.size(); ++i) {
-    p[i] = std::exp((logits[idx[i]] - mx) / params.temperature);
+    p[i] = top_k ? std::exp((logits[idx[i]] - mx) / params.temperature)
+                 : sampler_detail::exp_weight(logits[idx[i]], static_cast<float>(mx),
+                                              1.0f / params.temperature);
     sum += p[i];
   }
   for (double& x : p) x /= sum;

@@ -91,6 +91,15 @@ namespace sampler_detail {
 // equal ones. The AVX-512 one needs cpu_features().avx512f.
 int64_t argmax_portable(std::span<const float> x);
 int64_t argmax_avx512(std::span<const float> x);
+
+// A draw's unnormalised probabilities: out[i] = e^((x[i] - mx) · inv_t) for x[i] ≤ mx, by one
+// float polynomial (max error ~2 ulp against std::exp; arguments below -87.3, and -inf, give 0
+// exactly, so masked ids can never be drawn). exp_weight is the scalar form: both vector paths
+// give its results bit for bit (same operations, fused multiply-adds included), so a draw does
+// not depend on the path. The AVX-512 one needs cpu_features().avx512f.
+float exp_weight(float x, float mx, float inv_t);
+void exp_weights_portable(std::span<const float> x, float mx, float inv_t, double* out);
+void exp_weights_avx512(std::span<const float> x, float mx, float inv_t, double* out);
 }  // namespace sampler_detail
 
 // The same draw as Sampler::sample, written plainly (full passes, a full sort): the oracle for

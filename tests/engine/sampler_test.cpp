@@ -119,6 +119,42 @@ TEST(Sampler, ArgmaxPathsAgreeWithMaxElement) {
   }
 }
 
+// A draw's weights e^((x - mx) / T): close to std::exp (a few float ulp), exactly 0 for masked
+// (-inf) and underflowing arguments, and bit for bit the same on every path (vector body and
+// tail alike), so a seeded draw does not depend on the CPU's features.
+TEST(Sampler, ExpWeightsMatchStdExpAndEveryPathBitForBit) {
+  std::mt19937 gen(11);
+  std::uniform_real_distribution<float> spread(-100.0f, 0.0f);
+  for (size_t n : {1u, 15u, 16u, 17u, 1000u, 129280u}) {
+    std::vector<float> x(n);
+    for (float& v : x) v = spread(gen);
+    x[0] = 0.0f;
+    if (n > 3) {
+      x[1] = -INFINITY;
+      x[2] = -87.33f;
+      x[3] = -87.34f;
+    }
+    for (float inv_t : {1.0f, 1.0f / 0.7f, 0.5f, 100.0f}) {
+      std::vector<double> portable(n), vec(n);
+      sampler_detail::exp_weights_portable(x, 0.0f, inv_t, portable.data());
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(portable[i], sampler_detail::exp_weight(x[i], 0.0f, inv_t)) << i;
+        const float t = x[i] * inv_t;
+        if (!(t >= -87.3365448f)) {
+          ASSERT_EQ(portable[i], 0.0) << "x " << x[i] << " t " << t;
+          continue;
+        }
+        const double want = std::exp(static_cast<double>(t));
+        ASSERT_NEAR(portable[i], want, want * 4e-7) << "t " << t;
+      }
+      if (cpu_features().avx512f) {
+        sampler_detail::exp_weights_avx512(x, 0.0f, inv_t, vec.data());
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(vec[i], portable[i]) << "n " << n << " i " << i;
+      }
+    }
+  }
+}
+
 // The fast sampler against the plain reference (full mask pass, full penalty passes, a full
 // sort): the same tokens at every step, and the same logits left behind, over DeepSeek-V3's
 // vocabulary shape (129,280 rows, the last 465 without a token) and a small one, for peaked,
