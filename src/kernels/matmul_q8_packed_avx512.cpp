@@ -1,0 +1,117 @@
+// The VNNI kernel for Q8_0/Q4_0 weights in the 16-row-interleaved layout (WeightLayout::kRows16,
+// matmul.h) against int8 activations. Compiled with the AVX-512 + VNNI flags and
+// -ffp-contract=off (CMakeLists.txt): its float steps must stay a separate multiply and add, as in
+// matmul_reference_q8act, not fuse into an FMA.
+//
+// One 16-row group at a time: lane r of every vector belongs to weight row 16g + r. Per 32-block,
+// eight vpdpbusd (64 weight bytes each, one sequential stream, no gather) add the whole block's
+// integer dot of each row into its lane, so the float work — convert, scale by d_x·d_w, add — is
+// done once per block per (row, column), where the row-major kernel does it per 4 bytes. Each
+// output's arithmetic is the reference's: for b in k order, sum += (d_x[b]·d_w[b])·dot[b] in f32,
+// with dot exact; the same whatever m, tile or task, so results are bit-identical to
+// matmul_reference_q8act and batch-invariant.
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/matmul_kernels.h"
+
+namespace seekserve::matmul_detail {
+namespace {
+
+int32_t load_i32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Vector c of one packed block: lane r holds row r's 4 unsigned weight bytes that meet activation
+// bytes 4c..4c+3 (Q8_0: the stored w + 128; Q4_0: chunk c's low nibbles for c < 4, chunk c − 4's
+// high nibbles — elements 16 + 4(c − 4) = 4c — for c ≥ 4, both w + 8).
+template <bool kQ4>
+void load_block(const uint8_t* block, __m512i wv[8]) {
+  if constexpr (kQ4) {
+    const __m512i low = _mm512_set1_epi8(15);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i v = _mm512_loadu_si512(block + 32 + 64 * c);
+      wv[c] = _mm512_and_si512(v, low);
+      wv[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+    }
+  } else {
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(block + 32 + 64 * c);
+  }
+}
+
+// Activation rows [i, i + kMr) × the 16 weight rows of group g.
+template <bool kQ4, int kMr>
+void tile(const MatmulJob& job, int64_t i, int64_t g) {
+  constexpr int64_t kGroupBlockBytes = 16 * (kQ4 ? 18 : 34);
+  const int64_t n_blocks = job.k / kQBlock;
+  const uint8_t* block = static_cast<const uint8_t*>(job.w->data) + g * n_blocks * kGroupBlockBytes;
+  __m512 acc[kMr];
+#pragma GCC unroll 16
+  for (int r = 0; r < kMr; ++r) acc[r] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b, block += kGroupBlockBytes) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block)));
+    __m512i wv[8];
+    load_block<kQ4>(block, wv);
+#pragma GCC unroll 16
+    for (int r = 0; r < kMr; ++r) {
+      const int64_t at = (i + r) * n_blocks + b;  // row i + r, block b
+      const int8_t* xq = job.xq + at * kQBlock;
+      // Two chains of four (latency); the integer sum is exact in any order. The start −bias·Σx
+      // turns Σ (w + bias)·x into Σ w·x.
+      __m512i s0 = _mm512_set1_epi32(job.x_block_sum[at]);
+      __m512i s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+      for (int c = 0; c < 8; c += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, wv[c], _mm512_set1_epi32(load_i32(xq + 4 * c)));
+        s1 = _mm512_dpbusd_epi32(s1, wv[c + 1], _mm512_set1_epi32(load_i32(xq + 4 * c + 4)));
+      }
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(job.xd[at]), dw);
+      acc[r] = _mm512_add_ps(acc[r], _mm512_mul_ps(scale, dot));
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < kMr; ++r) _mm512_storeu_ps(job.y + (i + r) * job.n + g * 16, acc[r]);
+}
+
+template <bool kQ4>
+void block_rows16(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  const int64_t n16 = job.n / 16 * 16;
+  for (int64_t g = j0 / 16; g * 16 < std::min(j1, n16); ++g) {
+    for (int64_t i = i0; i < i1;) {
+      const int64_t left = i1 - i;
+      if (left >= 8) {
+        tile<kQ4, 8>(job, i, g);
+        i += 8;
+      } else if (left >= 4) {
+        tile<kQ4, 4>(job, i, g);
+        i += 4;
+      } else if (left >= 2) {
+        tile<kQ4, 2>(job, i, g);
+        i += 2;
+      } else {
+        tile<kQ4, 1>(job, i, g);
+        i += 1;
+      }
+    }
+  }
+  // Rows past the last whole group stay row-major: the same arithmetic, plainly.
+  if (j1 > n16) matmul_block_q8act_generic(job, i0, i1, std::max(j0, n16), j1);
+}
+
+}  // namespace
+
+void matmul_block_rows16_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
+                                int64_t j1) {
+  if (job.w->dtype == DType::kQ4_0) return block_rows16<true>(job, i0, i1, j0, j1);
+  return block_rows16<false>(job, i0, i1, j0, j1);
+}
+
+}  // namespace seekserve::matmul_detail
