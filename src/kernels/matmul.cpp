@@ -296,17 +296,19 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
   auto* block_fn = path == IsaLevel::kAvx512 ? matmul_detail::matmul_block_avx512
                    : path == IsaLevel::kAvx2 ? matmul_detail::matmul_block_avx2
                                              : matmul_detail::matmul_block_scalar;
-  if (packed) {  // kColsPerTask keeps every task's j0 on a 16-row group
+  if (packed) {  // tasks' j0 stay on 16-row groups
     block_fn = job.x_block_sum != nullptr ? matmul_detail::matmul_block_rows16_avx512
                : job.xq != nullptr        ? matmul_detail::matmul_block_q8act_generic
                                           : matmul_detail::matmul_block_scalar;
   }
-  const int64_t n_col_tasks = ceil_div(job.n, kColsPerTask);
+  // Packed weights: two 16-row groups per task (the VNNI kernel's widest tile).
+  const int64_t cols_per_task = packed ? 2 * kColsPerTask : kColsPerTask;
+  const int64_t n_col_tasks = ceil_div(job.n, cols_per_task);
   const int64_t n_row_tasks = ceil_div(m, kRowsPerTask);
   pool.parallel_for(n_col_tasks * n_row_tasks, [&](int64_t task, int) {
     const int64_t i0 = (task % n_row_tasks) * kRowsPerTask;
-    const int64_t j0 = (task / n_row_tasks) * kColsPerTask;
-    block_fn(job, i0, std::min(m, i0 + kRowsPerTask), j0, std::min(job.n, j0 + kColsPerTask));
+    const int64_t j0 = (task / n_row_tasks) * cols_per_task;
+    block_fn(job, i0, std::min(m, i0 + kRowsPerTask), j0, std::min(job.n, j0 + cols_per_task));
   });
   return Status::ok_status();
 }

@@ -3,10 +3,12 @@
 // -ffp-contract=off (CMakeLists.txt): its float steps must stay a separate multiply and add, as in
 // matmul_reference_q8act, not fuse into an FMA.
 //
-// One 16-row group at a time: lane r of every vector belongs to weight row 16g + r. Per 32-block,
-// eight vpdpbusd (64 weight bytes each, one sequential stream, no gather) add the whole block's
-// integer dot of each row into its lane, so the float work — convert, scale by d_x·d_w, add — is
-// done once per block per (row, column), where the row-major kernel does it per 4 bytes. Each
+// Lane r of every vector belongs to weight row 16g + r of a group g. Per 32-block, eight vpdpbusd
+// (64 weight bytes each, read in file order: no gather) add the whole block's integer dot of each
+// row into its lane, so the float work — convert, scale by d_x·d_w, add — is done once per block
+// per (row, column), where the row-major kernel does it per 4 bytes. A single activation row
+// (decode, memory-bound) streams one group at a time; several rows run 4 rows × 2 groups tiles
+// (tile_multi), each broadcast of activation bytes feeding two groups' dots. Each
 // output's arithmetic is the reference's: for b in k order, sum += (d_x[b]·d_w[b])·dot[b] in f32,
 // with dot exact; the same whatever m, tile or task, so results are bit-identical to
 // matmul_reference_q8act and batch-invariant.
@@ -20,6 +22,9 @@
 
 namespace seekserve::matmul_detail {
 namespace {
+
+constexpr int kRowsMulti = 4;    // activation rows per tile_multi
+constexpr int kGroupsMulti = 2;  // 16-row weight groups per tile_multi
 
 int32_t load_i32(const int8_t* p) {
   int32_t v;
@@ -81,26 +86,102 @@ void tile(const MatmulJob& job, int64_t i, int64_t g) {
   for (int r = 0; r < kMr; ++r) _mm512_storeu_ps(job.y + (i + r) * job.n + g * 16, acc[r]);
 }
 
+// Vector c alone (see load_block).
+template <bool kQ4>
+__m512i load_chunk(const uint8_t* block, int c) {
+  if constexpr (kQ4) {
+    const __m512i v = _mm512_loadu_si512(block + 32 + 64 * (c & 3));
+    return _mm512_and_si512(c < 4 ? v : _mm512_srli_epi16(v, 4), _mm512_set1_epi8(15));
+  } else {
+    return _mm512_loadu_si512(block + 32 + 64 * c);
+  }
+}
+
+// Activation rows [i, i + kMr) × kG groups from g (kG · 16 weight rows), for several rows: each
+// broadcast of 4 activation bytes feeds kG vpdpbusd (a broadcast per dot halves the rate here)
+// and each weight vector kMr of them. Per (row, group) one chain of eight dots; the same
+// integers and the same float steps per output as tile().
+template <bool kQ4, int kMr, int kG>
+void tile_multi(const MatmulJob& job, int64_t i, int64_t g) {
+  constexpr int64_t kGroupBlockBytes = 16 * (kQ4 ? 18 : 34);
+  const int64_t n_blocks = job.k / kQBlock;
+  const uint8_t* block[kG];
+  for (int h = 0; h < kG; ++h) {
+    block[h] = static_cast<const uint8_t*>(job.w->data) + (g + h) * n_blocks * kGroupBlockBytes;
+  }
+  __m512 acc[kMr][kG];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 4
+    for (int h = 0; h < kG; ++h) acc[r][h] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    __m512i dot[kMr][kG];
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const __m512i start = _mm512_set1_epi32(job.x_block_sum[(i + r) * n_blocks + b]);
+#pragma GCC unroll 4
+      for (int h = 0; h < kG; ++h) dot[r][h] = start;
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+      __m512i wv[kG];
+#pragma GCC unroll 4
+      for (int h = 0; h < kG; ++h) wv[h] = load_chunk<kQ4>(block[h], c);
+#pragma GCC unroll 8
+      for (int r = 0; r < kMr; ++r) {
+        const __m512i xb =
+            _mm512_set1_epi32(load_i32(job.xq + ((i + r) * n_blocks + b) * kQBlock + 4 * c));
+#pragma GCC unroll 4
+        for (int h = 0; h < kG; ++h) dot[r][h] = _mm512_dpbusd_epi32(dot[r][h], wv[h], xb);
+      }
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < kG; ++h) {
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block[h])));
+#pragma GCC unroll 8
+      for (int r = 0; r < kMr; ++r) {
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(job.xd[(i + r) * n_blocks + b]), dw);
+        acc[r][h] = _mm512_add_ps(acc[r][h], _mm512_mul_ps(scale, _mm512_cvtepi32_ps(dot[r][h])));
+      }
+      block[h] += kGroupBlockBytes;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 4
+    for (int h = 0; h < kG; ++h)
+      _mm512_storeu_ps(job.y + (i + r) * job.n + (g + h) * 16, acc[r][h]);
+}
+
+// Rows [i0, i1) × kG groups from g.
+template <bool kQ4, int kG>
+void rows_multi(const MatmulJob& job, int64_t i0, int64_t i1, int64_t g) {
+  int64_t i = i0;
+  for (; i + kRowsMulti <= i1; i += kRowsMulti) tile_multi<kQ4, kRowsMulti, kG>(job, i, g);
+  switch (i1 - i) {
+    case 3:
+      return tile_multi<kQ4, 3, kG>(job, i, g);
+    case 2:
+      return tile_multi<kQ4, 2, kG>(job, i, g);
+    case 1:
+      return tile_multi<kQ4, 1, kG>(job, i, g);
+    default:
+      return;
+  }
+}
+
 template <bool kQ4>
 void block_rows16(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   const int64_t n16 = job.n / 16 * 16;
-  for (int64_t g = j0 / 16; g * 16 < std::min(j1, n16); ++g) {
-    for (int64_t i = i0; i < i1;) {
-      const int64_t left = i1 - i;
-      if (left >= 8) {
-        tile<kQ4, 8>(job, i, g);
-        i += 8;
-      } else if (left >= 4) {
-        tile<kQ4, 4>(job, i, g);
-        i += 4;
-      } else if (left >= 2) {
-        tile<kQ4, 2>(job, i, g);
-        i += 2;
-      } else {
-        tile<kQ4, 1>(job, i, g);
-        i += 1;
-      }
-    }
+  const int64_t g1 = std::min(j1, n16) / 16;
+  if (i1 - i0 == 1) {
+    // One activation row (decode): one group at a time, one sequential weight stream.
+    for (int64_t g = j0 / 16; g < g1; ++g) tile<kQ4, 1>(job, i0, g);
+  } else {
+    int64_t g = j0 / 16;
+    for (; g + kGroupsMulti <= g1; g += kGroupsMulti) rows_multi<kQ4, kGroupsMulti>(job, i0, i1, g);
+    for (; g < g1; ++g) rows_multi<kQ4, 1>(job, i0, i1, g);
   }
   // Rows past the last whole group stay row-major: the same arithmetic, plainly.
   if (j1 > n16) matmul_block_q8act_generic(job, i0, i1, std::max(j0, n16), j1);
