@@ -239,14 +239,14 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
     pool.parallel_for(m, [&](int64_t i, int) {
       int8_t* q = xq.data() + i * job.k;
       float* d = xd.data() + i * n_blocks;
-      quantize_activations_q8(x + i * job.k, job.k, q, d);
-      if (block_sums) {
-        for (int64_t b = 0; b < n_blocks; ++b) {
-          int32_t sum = 0;
-          for (int64_t t = 0; t < kQBlock; ++t) sum += q[b * kQBlock + t];
-          x_block_sum[i * n_blocks + b] = -bias * sum;
-        }
-      } else if (job.use_vnni) {
+      if (path == IsaLevel::kAvx512) {  // the same integers and scales, vectorised
+        matmul_detail::quantize_activations_q8_avx512(
+            x + i * job.k, job.k, q, d, block_sums ? x_block_sum.data() + i * n_blocks : nullptr,
+            bias);
+      } else {
+        quantize_activations_q8(x + i * job.k, job.k, q, d);
+      }
+      if (job.use_vnni && !block_sums) {  // (block sums: only with VNNI, filled above)
         prepare_vnni_row(q, d, n_blocks, x_sum128.data() + i * n_pairs * 16,
                          xd16.data() + i * n_pairs * 16);
       }

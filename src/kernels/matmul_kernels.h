@@ -74,6 +74,10 @@ void matmul_block_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j
 // Q8_0/Q4_0 against job.xq/xd with matmul_reference_q8act's arithmetic, any layout (plain C++).
 void matmul_block_q8act_generic(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
                                 int64_t j1);
+// quantize_activations_q8 with AVX-512, bit-identical to it (activations without NaN), plus, when
+// block_sum is non-null, −bias·Σq per block into block_sum [k / 32] (MatmulJob::x_block_sum).
+void quantize_activations_q8_avx512(const float* x, int64_t k, int8_t* q, float* d,
+                                    int32_t* block_sum, int32_t bias);
 // kRows16 Q8_0/Q4_0 with VNNI (kAvx512 + AVX512_VNNI), job.x_block_sum set; j0 a multiple of 16.
 // Bit-identical to matmul_block_q8act_generic.
 void matmul_block_rows16_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,

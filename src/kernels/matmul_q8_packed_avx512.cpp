@@ -189,6 +189,34 @@ void block_rows16(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int6
 
 }  // namespace
 
+void quantize_activations_q8_avx512(const float* x, int64_t k, int8_t* q, float* d,
+                                    int32_t* block_sum, int32_t bias) {
+  for (int64_t b = 0; b < k / kQBlock; ++b) {
+    const float* xb = x + b * kQBlock;
+    const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    // The scalar steps of quantize_activations_q8, lane by lane: same divisions, same products,
+    // round to nearest even, same clamp.
+    const float scale = amax / 127.0f;
+    const float inv = scale != 0.0f ? 1.0f / scale : 0.0f;
+    d[b] = scale;
+    const __m512 vinv = _mm512_set1_ps(inv), lim = _mm512_set1_ps(127.0f);
+    __m512i qi[2];
+    const __m512 halves[2] = {lo, hi};
+    for (int h = 0; h < 2; ++h) {
+      __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(halves[h], vinv),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      v = _mm512_min_ps(_mm512_max_ps(v, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim);
+      qi[h] = _mm512_cvtps_epi32(v);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQBlock + 16 * h),
+                       _mm512_cvtepi32_epi8(qi[h]));
+    }
+    if (block_sum != nullptr) {
+      block_sum[b] = -bias * _mm512_reduce_add_epi32(_mm512_add_epi32(qi[0], qi[1]));
+    }
+  }
+}
+
 void matmul_block_rows16_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
                                 int64_t j1) {
   if (job.w->dtype == DType::kQ4_0) return block_rows16<true>(job, i0, i1, j0, j1);

@@ -15,6 +15,7 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
+#include "kernels/matmul_kernels.h"
 
 namespace seekserve {
 namespace {
@@ -165,6 +166,33 @@ TEST(PackedQ8Test, EveryOtherPathComputesItsReference) {
         run(IsaLevel::kAmx, emulated, ref_q8, "amx (emulated)");
       }
     }
+  }
+}
+
+// The AVX-512 activation quantiser the kAvx512 path runs: the same int8 values and scales as
+// quantize_activations_q8 bit for bit (ties, zeros, huge and tiny blocks), and the block sums.
+TEST(PackedQ8Test, VectorisedActivationQuantiserEqualsTheScalarOne) {
+  if (max_isa_level(cpu_features()) < IsaLevel::kAvx512) GTEST_SKIP() << "CPU lacks AVX-512";
+  std::mt19937 rng(25);
+  const int64_t k = 32 * 40;
+  std::vector<float> x = random_x(rng, k);
+  for (int64_t t = 0; t < 32; ++t) x[t] = 0.0f;                  // an all-zero block
+  for (int64_t t = 0; t < 32; ++t) x[32 + t] = (t - 16) * 0.5f;  // exact halves: ties
+  for (int64_t t = 0; t < 32; ++t) x[64 + t] *= 1e30f;           // huge
+  for (int64_t t = 0; t < 32; ++t) x[96 + t] *= 1e-38f;          // subnormal-ish
+  x[128] = -3.0f;                                                // a negative maximum
+  std::vector<int8_t> q(k), qv(k);
+  std::vector<float> d(k / 32), dv(k / 32);
+  std::vector<int32_t> sums(k / 32);
+  quantize_activations_q8(x.data(), k, q.data(), d.data());
+  matmul_detail::quantize_activations_q8_avx512(x.data(), k, qv.data(), dv.data(), sums.data(),
+                                                128);
+  EXPECT_EQ(0, std::memcmp(q.data(), qv.data(), k));
+  EXPECT_EQ(0, std::memcmp(d.data(), dv.data(), d.size() * 4));
+  for (int64_t b = 0; b < k / 32; ++b) {
+    int32_t sum = 0;
+    for (int64_t t = 0; t < 32; ++t) sum += q[b * 32 + t];
+    EXPECT_EQ(sums[b], -128 * sum) << "block " << b;
   }
 }
 
