@@ -258,6 +258,7 @@ int main(int argc, char** argv) {
   const uint64_t file_bytes = weights->mapped_bytes;
   const char* memory_name = weight_memory_name(weights->memory);
   const uint64_t packed_bytes = weights->packed_bytes;
+  const double pack_seconds = weights->pack_seconds;
   Model model(std::move(weights), pool);
   const auto kv_dtype = dtype_from_name(kv_dtype_name);
   if (!kv_dtype) {
@@ -275,11 +276,11 @@ int main(int argc, char** argv) {
   KvCache cache = std::move(*cache_or);
   std::printf(
       "model %s: file %.1f MiB, weights read per token %.1f MiB, %.3f G params/token, "
-      "KV cache %.1f MiB (%s), %d threads, weights %s, %.1f MiB packed for VNNI (loaded in %.2f "
-      "s)\n",
+      "KV cache %.1f MiB (%s), %d threads, weights %s, %.1f MiB packed for VNNI in %.2f s (loaded "
+      "in %.2f s)\n",
       model_path.c_str(), file_bytes / 1048576.0, cost.bytes / 1048576.0, cost.params / 1e9,
       cache.total_bytes() / 1048576.0, kv_dtype_name.c_str(), threads, memory_name,
-      packed_bytes / 1048576.0, load_seconds);
+      packed_bytes / 1048576.0, pack_seconds, load_seconds);
   if (bw > 0) {
     std::printf("roofline (read %.2f GB/s / %.1f MiB per token): %.2f tok/s\n", bw,
                 cost.bytes / 1048576.0, bw * 1e9 / cost.bytes);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -468,7 +469,9 @@ Result<std::unique_ptr<ModelWeights>> load_gguf(const std::string& path,
   GgufSource src(file, w->config);
   SEEK_RETURN_IF_ERROR(bind_all(src, *w, &src));
   if (options.pack_weights && file->map_mode() == MapMode::kCopy) {
+    const auto t0 = std::chrono::steady_clock::now();
     SEEK_RETURN_IF_ERROR(pack_gguf_matrices(*file, *w));
+    w->pack_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   const ModelConfig& c = w->config;
   if (c.is_mla()) {

@@ -86,6 +86,7 @@ struct ModelWeights {
   uint64_t mapped_bytes = 0;                  // bytes of the model files
   WeightMemory memory = WeightMemory::kMmap;  // how they are held (never kAuto)
   uint64_t packed_bytes = 0;                  // bytes of matrices repacked at load (kRows16)
+  double pack_seconds = 0.0;                  // wall time of that repacking
 
   // Keeps the mappings and owned buffers alive.
   std::vector<std::shared_ptr<void>> keep_alive;
