@@ -5,8 +5,10 @@
 //   build/bench/engine_bench --bandwidth                       # measure read GB/s and exit
 //   build/bench/engine_bench --model M [--threads 2] [--reps 3] [--bw GBs]
 //       [--decode N] [--batches 1,4,16,32] [--batch-gen N] [--prefill T] [--kv-dtype f32]
-//       [--weights auto|mmap|copy]
+//       [--weights auto|mmap|copy] [--pack on|off]
 //
+// --pack off keeps Q8_0/Q4_0 weights in the file's layout (LoadOptions::pack_weights), the
+// kernels before the 16-row packing, for side-by-side runs of one binary.
 // --bw gives the read bandwidth measured by a separate --bandwidth run (its 2 GiB buffer would
 // otherwise count in this process's peak RSS); bench/decode_bench.sh runs both.
 
@@ -191,7 +193,7 @@ int main(int argc, char** argv) {
   std::string model_path, batches_arg, kv_dtype_name = "f32", weights_name = "auto";
   int threads = 2, reps = 3;
   double bw = 0.0;
-  bool bandwidth_only = false;
+  bool bandwidth_only = false, pack = true;
   int64_t decode_tokens = 0, batch_gen = 8, prefill_tokens = 0, prompt = 16;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
@@ -223,6 +225,8 @@ int main(int argc, char** argv) {
       kv_dtype_name = val;
     else if (flag == "--weights")
       weights_name = val;
+    else if (flag == "--pack" && (std::string(val) == "on" || std::string(val) == "off"))
+      pack = std::string(val) == "on";
     else {
       std::fprintf(stderr, "engine_bench: unknown flag %s\n", flag.c_str());
       return 2;
@@ -243,13 +247,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   const double load_t0 = now_seconds();
-  auto loaded = load_model_weights(model_path, LoadOptions{*memory});
+  LoadOptions load_options;
+  load_options.memory = *memory;
+  load_options.pack_weights = pack;
+  auto loaded = load_model_weights(model_path, load_options);
   check(loaded.status());
   const double load_seconds = now_seconds() - load_t0;
   std::unique_ptr<ModelWeights> weights = std::move(*loaded);
   const TokenCost cost = token_cost(*weights);
   const uint64_t file_bytes = weights->mapped_bytes;
   const char* memory_name = weight_memory_name(weights->memory);
+  const uint64_t packed_bytes = weights->packed_bytes;
+  const double pack_seconds = weights->pack_seconds;
   Model model(std::move(weights), pool);
   const auto kv_dtype = dtype_from_name(kv_dtype_name);
   if (!kv_dtype) {
@@ -267,9 +276,11 @@ int main(int argc, char** argv) {
   KvCache cache = std::move(*cache_or);
   std::printf(
       "model %s: file %.1f MiB, weights read per token %.1f MiB, %.3f G params/token, "
-      "KV cache %.1f MiB (%s), %d threads, weights %s (loaded in %.2f s)\n",
+      "KV cache %.1f MiB (%s), %d threads, weights %s, %.1f MiB packed for VNNI in %.2f s (loaded "
+      "in %.2f s)\n",
       model_path.c_str(), file_bytes / 1048576.0, cost.bytes / 1048576.0, cost.params / 1e9,
-      cache.total_bytes() / 1048576.0, kv_dtype_name.c_str(), threads, memory_name, load_seconds);
+      cache.total_bytes() / 1048576.0, kv_dtype_name.c_str(), threads, memory_name,
+      packed_bytes / 1048576.0, pack_seconds, load_seconds);
   if (bw > 0) {
     std::printf("roofline (read %.2f GB/s / %.1f MiB per token): %.2f tok/s\n", bw,
                 cost.bytes / 1048576.0, bw * 1e9 / cost.bytes);

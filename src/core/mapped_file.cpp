@@ -97,6 +97,18 @@ MappedFile::~MappedFile() {
   release();
 }
 
+Status MappedFile::rewrite(const std::function<void(uint8_t* bytes)>& fn) {
+  if (mode_ != MapMode::kCopy) return unimplemented("{}: a mapped file is never rewritten", path_);
+  if (size_ == 0) return Status::ok_status();
+  auto* p = const_cast<uint8_t*>(data_);  // our own anonymous pages
+  if (mprotect(p, mapped_bytes_, PROT_READ | PROT_WRITE) != 0) {
+    return io_error("{}: cannot make its copy writable: {}", path_, std::strerror(errno));
+  }
+  fn(p);
+  mprotect(p, mapped_bytes_, PROT_READ);
+  return Status::ok_status();
+}
+
 void MappedFile::release() {
   if (data_ != nullptr && mapped_bytes_ > 0) munmap(const_cast<uint8_t*>(data_), mapped_bytes_);
   data_ = nullptr;

@@ -11,10 +11,11 @@
 //          DONTNEED) behind the reads for a one-off load. Decode streams every weight once per
 //          token: from 4 KiB page-cache pages it measured far below the machine's read bandwidth on
 //          the reference VM, from 2 MiB anonymous pages close to it (docs/BENCHMARKS.md "Engine").
-// Either way data() is valid until destruction and the bytes never change.
+// Either way data() is valid until destruction, and the bytes change only inside rewrite().
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -48,6 +49,11 @@ class MappedFile {
   size_t size() const { return size_; }
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
+
+  // kCopy only: runs `fn` on the private copy, writable for the duration of the call (read-only
+  // again after). Used once at load to repack weights in place, before any reader runs; a kMmap
+  // file is the page cache's and is never written (unimplemented).
+  Status rewrite(const std::function<void(uint8_t* bytes)>& fn);
 
  private:
   void release();

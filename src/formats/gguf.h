@@ -113,6 +113,11 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   const std::string& name() const { return name_; }
   uint64_t file_size() const { return file_size_; }
+  MapMode map_mode() const { return file_.mode(); }
+
+  // A private copy (MapMode::kCopy) only: runs `fn` with the file's bytes writable (`bytes` is
+  // the address tensors' data point into; MappedFile::rewrite).
+  Status rewrite(const std::function<void(uint8_t* bytes)>& fn) { return file_.rewrite(fn); }
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return metadata_; }

@@ -63,6 +63,22 @@ namespace matmul_detail {
 float weight_block_q8(const WeightView& w, int64_t row, int64_t block, int8_t* q) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   const int64_t n_blocks = w.cols / kQBlock;
+  if (w.layout == WeightLayout::kRows16 && row < w.rows / 16 * 16) {  // see matmul.h
+    const bool q8 = w.dtype == DType::kQ8_0;
+    SEEK_CHECK(q8 || w.dtype == DType::kQ4_0, "weight_block_q8: Q8_0 or Q4_0 only");
+    const int64_t r = row % 16;
+    const uint8_t* p = base + ((row / 16) * n_blocks + block) * 16 * (q8 ? 34 : 18);
+    for (int64_t t = 0; t < (q8 ? 32 : 16); ++t) {
+      const uint8_t v = p[32 + (t / 4) * 64 + 4 * r + t % 4];
+      if (q8) {
+        q[t] = static_cast<int8_t>(v ^ 0x80);
+      } else {
+        q[t] = static_cast<int8_t>((v & 15) - 8);
+        q[t + 16] = static_cast<int8_t>((v >> 4) - 8);
+      }
+    }
+    return f16_to_f32(load_u16(p + 2 * r));
+  }
   if (w.dtype == DType::kQ8_0) {
     const uint8_t* p = base + (row * n_blocks + block) * 34;  // f16 d, 32 x i8
     std::memcpy(q, p + 2, kQBlock);
@@ -124,6 +140,9 @@ void matmul_block_scalar(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j
 Status validate_weight(const WeightView& w) {
   if (w.rows < 0 || w.cols < 0) return invalid_argument("matmul: negative weight shape");
   if (w.data == nullptr && w.rows * w.cols > 0) return invalid_argument("matmul: null weights");
+  if (w.layout == WeightLayout::kRows16 && !is_q8act_dtype(w.dtype)) {
+    return invalid_argument("matmul: the 16-row packed layout is for Q8_0/Q4_0 weights only");
+  }
   switch (w.dtype) {
     case DType::kF32:
     case DType::kF16:
@@ -168,6 +187,9 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
   const CpuFeatures& cpu = cpu_features();
   const IsaLevel cpu_level = max_isa_level(cpu);
   if (path == IsaLevel::kAmx && !amx_takes(w.dtype)) path = IsaLevel::kAvx512;
+  // The tiles read the files' layout; packed weights take the VNNI kernel (every AMX CPU has it).
+  const bool packed = w.layout == WeightLayout::kRows16;
+  if (path == IsaLevel::kAmx && packed) path = IsaLevel::kAvx512;
   if (path == IsaLevel::kAmx) {
     if (variant.amx_emulated) {
       if (cpu_level < IsaLevel::kAvx512 || !cpu.avx512_bf16) {
@@ -194,34 +216,46 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
     return Status::ok_status();
   }
 
-  std::vector<uint16_t> x_bf16;   // [m, x_bf16_ld] bf16
-  std::vector<int8_t> xq;         // [m, k] i8
-  std::vector<float> xd;          // [m, k / 32] f32
-  std::vector<int32_t> x_sum128;  // [m, ceil(k / 64), 16] i32 (VNNI)
-  std::vector<float> xd16;        // [m, ceil(k / 64), 16] f32 (VNNI)
+  std::vector<uint16_t> x_bf16;      // [m, x_bf16_ld] bf16
+  std::vector<int8_t> xq;            // [m, k] i8
+  std::vector<float> xd;             // [m, k / 32] f32
+  std::vector<int32_t> x_sum128;     // [m, ceil(k / 64), 16] i32 (VNNI)
+  std::vector<float> xd16;           // [m, ceil(k / 64), 16] f32 (VNNI)
+  std::vector<int32_t> x_block_sum;  // [m, k / 32] i32 (VNNI on packed weights)
   if ((path == IsaLevel::kAvx2 || path == IsaLevel::kAvx512) && is_q8act_dtype(w.dtype) &&
       variant.int8_activations) {
     job.use_vnni = path == IsaLevel::kAvx512 && variant.avx512_vnni && cpu.avx512_vnni;
     const int64_t n_blocks = job.k / kQBlock, n_pairs = ceil_div(n_blocks, 2);
     xq.resize(m * job.k);
     xd.resize(m * n_blocks);
-    if (job.use_vnni) {
+    const bool block_sums = job.use_vnni && packed;
+    if (block_sums) {
+      x_block_sum.resize(m * n_blocks);
+    } else if (job.use_vnni) {
       x_sum128.resize(m * n_pairs * 16);
       xd16.resize(m * n_pairs * 16);
     }
+    const int32_t bias = w.dtype == DType::kQ8_0 ? 128 : 8;  // what the packed bytes add to w
     pool.parallel_for(m, [&](int64_t i, int) {
       int8_t* q = xq.data() + i * job.k;
       float* d = xd.data() + i * n_blocks;
-      quantize_activations_q8(x + i * job.k, job.k, q, d);
-      if (job.use_vnni) {
+      if (path == IsaLevel::kAvx512) {  // the same integers and scales, vectorised
+        matmul_detail::quantize_activations_q8_avx512(
+            x + i * job.k, job.k, q, d, block_sums ? x_block_sum.data() + i * n_blocks : nullptr,
+            bias);
+      } else {
+        quantize_activations_q8(x + i * job.k, job.k, q, d);
+      }
+      if (job.use_vnni && !block_sums) {  // (block sums: only with VNNI, filled above)
         prepare_vnni_row(q, d, n_blocks, x_sum128.data() + i * n_pairs * 16,
                          xd16.data() + i * n_pairs * 16);
       }
     });
     job.xq = xq.data();
     job.xd = xd.data();
-    job.x_sum128 = job.use_vnni ? x_sum128.data() : nullptr;
-    job.xd16 = job.use_vnni ? xd16.data() : nullptr;
+    job.x_sum128 = x_sum128.empty() ? nullptr : x_sum128.data();
+    job.xd16 = xd16.empty() ? nullptr : xd16.data();
+    job.x_block_sum = x_block_sum.empty() ? nullptr : x_block_sum.data();
   }
   if (path == IsaLevel::kAvx512 && w.dtype == DType::kBF16 && variant.avx512_bf16 &&
       cpu.avx512_bf16) {
@@ -262,17 +296,32 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
   auto* block_fn = path == IsaLevel::kAvx512 ? matmul_detail::matmul_block_avx512
                    : path == IsaLevel::kAvx2 ? matmul_detail::matmul_block_avx2
                                              : matmul_detail::matmul_block_scalar;
-  const int64_t n_col_tasks = ceil_div(job.n, kColsPerTask);
+  if (packed) {  // tasks' j0 stay on 16-row groups
+    block_fn = job.x_block_sum != nullptr ? matmul_detail::matmul_block_rows16_avx512
+               : job.xq != nullptr        ? matmul_detail::matmul_block_q8act_generic
+                                          : matmul_detail::matmul_block_scalar;
+  }
+  // Packed weights: two 16-row groups per task (the VNNI kernel's widest tile).
+  const int64_t cols_per_task = packed ? 2 * kColsPerTask : kColsPerTask;
+  const int64_t n_col_tasks = ceil_div(job.n, cols_per_task);
   const int64_t n_row_tasks = ceil_div(m, kRowsPerTask);
   pool.parallel_for(n_col_tasks * n_row_tasks, [&](int64_t task, int) {
     const int64_t i0 = (task % n_row_tasks) * kRowsPerTask;
-    const int64_t j0 = (task / n_row_tasks) * kColsPerTask;
-    block_fn(job, i0, std::min(m, i0 + kRowsPerTask), j0, std::min(job.n, j0 + kColsPerTask));
+    const int64_t j0 = (task / n_row_tasks) * cols_per_task;
+    block_fn(job, i0, std::min(m, i0 + kRowsPerTask), j0, std::min(job.n, j0 + cols_per_task));
   });
   return Status::ok_status();
 }
 
 void weight_row_to_f32(const WeightView& w, int64_t row, float* out) {
+  if (w.layout == WeightLayout::kRows16) {
+    int8_t q[kQBlock];
+    for (int64_t b = 0; b < w.cols / kQBlock; ++b) {
+      const float d = matmul_detail::weight_block_q8(w, row, b, q);
+      for (int64_t t = 0; t < kQBlock; ++t) out[b * kQBlock + t] = d * static_cast<float>(q[t]);
+    }
+    return;
+  }
   // One decoder for files and kernels: core/quant.h's dequantize_row, then fp8's block scales.
   const uint64_t row_bytes = *dtype_bytes(w.dtype, static_cast<uint64_t>(w.cols));
   dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + row * row_bytes, out, w.cols);

@@ -35,6 +35,21 @@
 
 namespace seekserve {
 
+// How a matrix's bytes are arranged.
+enum class WeightLayout {
+  kRows,  // row-major, as files store it
+  // Q8_0/Q4_0 repacked at load by pack_weight_rows16 (same size, same bytes per 16 rows) so that
+  // one VNNI dot of 64 weight bytes serves 16 rows: rows [0, n16), n16 = rows rounded down to
+  // 16, in groups of 16 (group g = rows 16g..16g+15); the group's blocks in k order, block b of
+  // group g at byte (g·n_blocks + b)·16·block_bytes:
+  //   16 f16 scales d[r] (32 bytes), then 64-byte chunks, chunk c holding 4 bytes per row r at
+  //   c·64 + 4r:  Q8_0: 8 chunks, bytes q[r][4c..4c+3] XOR 0x80 (= w + 128, unsigned);
+  //               Q4_0: 4 chunks, the block's nibble bytes 4c..4c+3 as stored (low nibble
+  //               element 4c+u, high nibble element 4c+16+u, both w + 8).
+  // Rows [n16, rows) stay row-major after the groups.
+  kRows16,
+};
+
 // A weight matrix in memory (typically memory-mapped); not owned.
 struct WeightView {
   DType dtype = DType::kF32;
@@ -43,6 +58,7 @@ struct WeightView {
   int64_t cols = 0;                  // k, input features
   const float* scale_inv = nullptr;  // kF8E4M3 only: [ceil(rows/128), ceil(cols/128)] f32;
                                      // W[i][j] = fp8(W[i][j]) · scale_inv[i/128][j/128]
+  WeightLayout layout = WeightLayout::kRows;
 };
 
 struct MatmulOptions {
@@ -96,6 +112,25 @@ void weight_row_to_f32(const WeightView& w, int64_t row, float* out);
 // q = round-to-nearest-even(x / d) (q = 0 when d = 0). Shared by every path so they agree bit
 // for bit on the integers.
 void quantize_activations_q8(const float* x, int64_t k, int8_t* q /*[k]*/, float* d /*[k/32]*/);
+
+// --- Q8_0/Q4_0 weights packed for the VNNI kernel (WeightLayout::kRows16) ---
+//
+// With kRows16 weights the kAvx512 path with VNNI and int8 activations runs one kernel for every
+// m: each output's 32-block integer dot in one 32-bit lane, then, block by block in k order,
+// sum += (d_x·d_w)·dot in f32 — exactly matmul_reference_q8act's arithmetic, so results are
+// bit-identical to it (and to the same row in any batch). Every other path reads the packed
+// bytes through weight_block_q8 with the reference arithmetic of its kind (slow; tests only).
+
+// True when w is a row-major Q8_0/Q4_0 matrix of at least 16 rows and this machine's kernels
+// would run the packed kernel on it (active level kAvx512 with AVX512_VNNI: AMX machines keep
+// the files' layout for their tile path, AVX2 machines for theirs).
+bool rows16_packing_pays(const WeightView& w);
+
+// Rewrites groups [g0, g1) of row-major Q8_0/Q4_0 `w` in place into the kRows16 layout; `bytes`
+// is w.data, writable. The caller sets w.layout = kRows16 once every group is done. Groups are
+// independent, so disjoint ranges may run on different threads.
+int64_t rows16_groups(const WeightView& w);  // rows / 16
+void pack_weight_rows16(const WeightView& w, uint8_t* bytes, int64_t g0, int64_t g1);
 
 // Reference of that arithmetic for Q8_0/Q4_0 weights: y = Σ_blocks (d_x·d_w)·Σ q_x·q_w, summed in
 // f32 in block order, the block dot in exact integers.

@@ -33,6 +33,9 @@ struct MatmulJob {
   const int32_t* x_sum128 = nullptr;  // [m, ceil(k / 64), 16] i32: −128 · Σ of those 4 x bytes
   const float* xd16 = nullptr;        // [m, ceil(k / 64), 16] f32: d_x of block 2p (lanes 0-7),
                                       // of block 2p + 1 (lanes 8-15; 0 past the row)
+  // kRows16 weights on the VNNI kernel: per row and block, −bias·Σ of the block's 32 x bytes
+  // (bias 128 for Q8_0, whose packed bytes are w + 128; 8 for Q4_0's nibbles w + 8).
+  const int32_t* x_block_sum = nullptr;  // [m, k / 32] i32
   bool use_bf16_dot = false;
   bool use_vnni = false;
   // kAmx: X rounded to bf16 and packed as B tiles (see amx_pack_x).
@@ -40,7 +43,7 @@ struct MatmulJob {
 };
 
 // Block `block` of row `row` of Q8_0/Q4_0 weights as integers q [32] (Q4_0: nibble − 8); returns
-// the block scale d (W = d·q). The one place that knows those block layouts.
+// the block scale d (W = d·q). The one place that knows those block layouts, packed or not.
 float weight_block_q8(const WeightView& w, int64_t row, int64_t block, int8_t* q);
 
 // Covers the block [i0, i1) × [j0, j1) with micro-tiles: full(i, j) computes rows [i, i + kMr)
@@ -68,6 +71,17 @@ float weight_element(const WeightView& w, int64_t row, int64_t col);
 void matmul_block_scalar(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 void matmul_block_avx2(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 void matmul_block_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
+// Q8_0/Q4_0 against job.xq/xd with matmul_reference_q8act's arithmetic, any layout (plain C++).
+void matmul_block_q8act_generic(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
+                                int64_t j1);
+// quantize_activations_q8 with AVX-512, bit-identical to it (activations without NaN), plus, when
+// block_sum is non-null, −bias·Σq per block into block_sum [k / 32] (MatmulJob::x_block_sum).
+void quantize_activations_q8_avx512(const float* x, int64_t k, int8_t* q, float* d,
+                                    int32_t* block_sum, int32_t bias);
+// kRows16 Q8_0/Q4_0 with VNNI (kAvx512 + AVX512_VNNI), job.x_block_sum set; j0 a multiple of 16.
+// Bit-identical to matmul_block_q8act_generic.
+void matmul_block_rows16_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
+                                int64_t j1);
 
 // Rows [row0, row0 + n_rows) of w as bf16(dequantised f32) into out [n_rows, ld] (ld >= cols,
 // columns [cols, ld) zeroed). Needs kAvx512 + AVX512_BF16.

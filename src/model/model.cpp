@@ -102,11 +102,15 @@ void Model::linear(const float* x, int64_t m, const WeightView& w, float* y) {
 
 void Model::mlp(const MlpWeights& w, const float* x, int64_t m, float* y) {
   const int64_t inter = w.gate.rows;
-  std::vector<float> g(static_cast<size_t>(m * inter)), u(static_cast<size_t>(m * inter));
-  linear(x, m, w.gate, g.data());
-  linear(x, m, w.up, u.data());
-  for (size_t i = 0; i < g.size(); ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  linear(g.data(), m, w.down, y);
+  const size_t n = static_cast<size_t>(m * inter);
+  if (mlp_gate_.size() < n) mlp_gate_.resize(n);
+  if (mlp_up_.size() < n) mlp_up_.resize(n);
+  float* g = mlp_gate_.data();
+  const float* u = mlp_up_.data();
+  linear(x, m, w.gate, g);
+  linear(x, m, w.up, mlp_up_.data());
+  for (size_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  linear(g, m, w.down, y);
 }
 
 void Model::moe(const LayerWeights& L, const float* x, int64_t m, float* y) {

@@ -1,8 +1,12 @@
 #include "model/model_weights.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -367,6 +371,89 @@ Result<std::unique_ptr<ModelWeights>> load_hf(const std::string& dir, const Load
   return w;
 }
 
+// Every matrix a model binds, for the load-time repacking.
+std::vector<WeightView*> bound_matrices(ModelWeights& w) {
+  std::vector<WeightView*> out = {&w.embed, &w.lm_head};
+  auto mlp = [&](MlpWeights& m) {
+    for (WeightView* v : {&m.gate, &m.up, &m.down}) out.push_back(v);
+  };
+  for (LayerWeights& L : w.layers) {
+    for (WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.wq_a, &L.wq_b, &L.wkv_a}) out.push_back(v);
+    for (WeightView& v : L.w_uk_t) out.push_back(&v);
+    for (WeightView& v : L.w_uv) out.push_back(&v);
+    mlp(L.mlp);
+    for (MlpWeights& e : L.experts) mlp(e);
+    mlp(L.shared);
+  }
+  return out;
+}
+
+// Repacks, in place in the private copy, the file's Q8_0/Q4_0 matrices that the VNNI kernel
+// would run (rows16_packing_pays). Views of the same bytes (a tied lm_head) are packed once;
+// matrices whose bytes overlap another's differently, or lie outside the file, keep the file's
+// layout. Groups of 16 rows are spread over a few threads.
+Status pack_gguf_matrices(GgufFile& file, ModelWeights& w) {
+  struct Range {
+    const uint8_t* begin;
+    const uint8_t* end;
+    std::vector<WeightView*> views;  // of exactly these bytes and shape
+    bool clash = false;              // overlaps another range: keep the file's layout
+  };
+  std::vector<Range> ranges;
+  for (WeightView* v : bound_matrices(w)) {
+    if (v->data == nullptr || !rows16_packing_pays(*v)) continue;
+    const auto* begin = static_cast<const uint8_t*>(v->data);
+    const uint64_t bytes = *dtype_bytes(v->dtype, static_cast<uint64_t>(v->rows * v->cols));
+    ranges.push_back({begin, begin + bytes, {v}});
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  std::vector<Range> merged;
+  for (Range& r : ranges) {
+    Range* last = merged.empty() ? nullptr : &merged.back();
+    if (last != nullptr && last->begin == r.begin && last->end == r.end &&
+        last->views[0]->rows == r.views[0]->rows && last->views[0]->dtype == r.views[0]->dtype) {
+      last->views.push_back(r.views[0]);
+      continue;
+    }
+    for (Range& m : merged) {
+      if (r.begin < m.end) m.clash = r.clash = true;
+    }
+    merged.push_back(std::move(r));
+  }
+  constexpr int64_t kGroupsPerTask = 64;
+  return file.rewrite([&](uint8_t* bytes) {
+    std::vector<std::pair<size_t, int64_t>> work;  // (range, first group)
+    for (size_t i = 0; i < merged.size(); ++i) {
+      Range& r = merged[i];
+      if (r.begin < bytes || r.end > bytes + file.file_size()) r.clash = true;  // not file bytes
+      if (r.clash) continue;
+      for (int64_t g = 0; g < rows16_groups(*r.views[0]); g += kGroupsPerTask) {
+        work.emplace_back(i, g);
+      }
+    }
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t t = next++; t < work.size(); t = next++) {
+        const auto [i, g] = work[t];
+        const WeightView& v = *merged[i].views[0];
+        pack_weight_rows16(v, bytes + (merged[i].begin - bytes), g,
+                           std::min(g + kGroupsPerTask, rows16_groups(v)));
+      }
+    };
+    std::vector<std::thread> threads;
+    const unsigned n_threads = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    for (unsigned t = 1; t < n_threads; ++t) threads.emplace_back(worker);
+    worker();
+    for (std::thread& t : threads) t.join();
+    for (const Range& r : merged) {
+      if (r.clash) continue;
+      for (WeightView* v : r.views) v->layout = WeightLayout::kRows16;
+      w.packed_bytes += static_cast<uint64_t>(r.end - r.begin);
+    }
+  });
+}
+
 Result<std::unique_ptr<ModelWeights>> load_gguf(const std::string& path,
                                                 const LoadOptions& options) {
   auto w = std::make_unique<ModelWeights>();
@@ -381,6 +468,11 @@ Result<std::unique_ptr<ModelWeights>> load_gguf(const std::string& path,
   SEEK_ASSIGN_OR_RETURN(w->tokenizer, tokenizer_data_from_gguf(*file));
   GgufSource src(file, w->config);
   SEEK_RETURN_IF_ERROR(bind_all(src, *w, &src));
+  if (options.pack_weights && file->map_mode() == MapMode::kCopy) {
+    const auto t0 = std::chrono::steady_clock::now();
+    SEEK_RETURN_IF_ERROR(pack_gguf_matrices(*file, *w));
+    w->pack_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
   const ModelConfig& c = w->config;
   if (c.is_mla()) {
     w->rope = Rope(c, c.qk_rope_head_dim, RopePairing::kAdjacent);

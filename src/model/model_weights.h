@@ -30,6 +30,10 @@ enum class WeightMemory {
 
 struct LoadOptions {
   WeightMemory memory = WeightMemory::kAuto;
+  // Repack Q8_0/Q4_0 matrices of a GGUF file held as kCopy in place into the layout the VNNI
+  // kernel reads (WeightLayout::kRows16, kernels/matmul.h), where rows16_packing_pays says it
+  // runs. Same bytes, no second copy; false keeps the file's layout (for comparisons).
+  bool pack_weights = true;
 };
 
 // "auto", "mmap", "copy"; nullopt otherwise.
@@ -81,6 +85,8 @@ struct ModelWeights {
   Rope rope;                                  // MLA: over qk_rope_head_dim; GQA: over head_dim
   uint64_t mapped_bytes = 0;                  // bytes of the model files
   WeightMemory memory = WeightMemory::kMmap;  // how they are held (never kAuto)
+  uint64_t packed_bytes = 0;                  // bytes of matrices repacked at load (kRows16)
+  double pack_seconds = 0.0;                  // wall time of that repacking
 
   // Keeps the mappings and owned buffers alive.
   std::vector<std::shared_ptr<void>> keep_alive;

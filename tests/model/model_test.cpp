@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -36,11 +37,7 @@ std::vector<int32_t> blocks(int32_t first, int32_t n) {
 }
 
 // Greedy generation of 8 different prompts batched together equals each prompt run alone.
-TEST_P(ModelTest, BatchedGreedyEqualsAlone) {
-  auto weights = load_model_weights(model_dir(GetParam()));
-  ASSERT_TRUE(weights.ok()) << weights.status().message();
-  ThreadPool pool(2);
-  Model model(std::move(*weights), pool);
+void expect_batched_greedy_equals_alone(Model& model) {
   constexpr int kSeqs = 8, kSteps = 6, kBlockSize = 16, kBlocksPerSeq = 4;
   auto cache = KvCache::create(model.config(), kSeqs * kBlocksPerSeq, kBlockSize, DType::kF32);
   ASSERT_TRUE(cache.ok());
@@ -88,6 +85,60 @@ TEST_P(ModelTest, BatchedGreedyEqualsAlone) {
     ASSERT_TRUE(model.forward(batch, *cache, logits).ok());
   }
   for (int s = 0; s < kSeqs; ++s) EXPECT_EQ(batched[s], alone[s]) << "sequence " << s;
+}
+
+TEST_P(ModelTest, BatchedGreedyEqualsAlone) {
+  auto weights = load_model_weights(model_dir(GetParam()));
+  ASSERT_TRUE(weights.ok()) << weights.status().message();
+  ThreadPool pool(2);
+  Model model(std::move(*weights), pool);
+  expect_batched_greedy_equals_alone(model);
+}
+
+// Q8_0 GGUF weights held as a private copy are repacked at load for the VNNI kernel where it
+// runs (kernels/matmul.h WeightLayout::kRows16): batched greedy still equals each prompt alone,
+// and the logits stay those of the file's layout up to f32 summation order.
+TEST(ModelQ8Test, PackedAtLoadBatchInvariantAndClose) {
+  const fs::path file = fs::temp_directory_path() / "seekserve_model_test_tiny-qwen2-q8_0.gguf";
+  if (!fs::exists(file)) {
+    MakeModelOptions o;
+    o.preset = "tiny-qwen2";
+    o.out = file.string();
+    o.format = "gguf";
+    o.dtype = "q8_0";
+    o.seed = 11;
+    const Status s = make_model(o);
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  std::vector<float> logits[2];
+  for (const bool pack : {true, false}) {
+    LoadOptions options;
+    options.memory = WeightMemory::kCopy;
+    options.pack_weights = pack;
+    auto weights = load_model_weights(file.string(), options);
+    ASSERT_TRUE(weights.ok()) << weights.status().message();
+    WeightView as_in_file = (*weights)->layers[0].mlp.gate;
+    as_in_file.layout = WeightLayout::kRows;
+    const bool pays = rows16_packing_pays(as_in_file);  // this CPU runs the packed kernel
+    EXPECT_EQ((*weights)->packed_bytes > 0, pack && pays);
+    EXPECT_EQ((*weights)->layers[0].mlp.down.layout == WeightLayout::kRows16, pack && pays);
+    ThreadPool pool(2);
+    Model model(std::move(*weights), pool);
+    if (pack) expect_batched_greedy_equals_alone(model);
+    auto cache = KvCache::create(model.config(), 2, 16, DType::kF32);
+    ASSERT_TRUE(cache.ok());
+    const std::vector<int32_t> prompt = {3, 1000, 77, 5, 9000, 12};
+    const auto table = blocks(0, 1);
+    SequenceInput in{prompt, 0, table, true};
+    ASSERT_TRUE(model.forward({&in, 1}, *cache, logits[pack ? 0 : 1]).ok());
+  }
+  ASSERT_EQ(logits[0].size(), logits[1].size());
+  float max_abs = 0, max_diff = 0;
+  for (size_t i = 0; i < logits[0].size(); ++i) {
+    max_abs = std::max(max_abs, std::fabs(logits[1][i]));
+    max_diff = std::max(max_diff, std::fabs(logits[0][i] - logits[1][i]));
+  }
+  EXPECT_LE(max_diff, 1e-3f * max_abs);
 }
 
 // The weights held as a private copy in 2 MiB pages give the same logits, bit for bit, as the
