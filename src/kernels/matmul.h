@@ -14,6 +14,8 @@
 //            exact_activations, f32 FMA on the exact f32 weights d·q like the types above.
 //   kAvx512  as kAvx2 with 16 lanes, except BF16 weights with AVX512_BF16: X rounded to BF16 and
 //            vdpbf16ps. Integer dots use VNNI vpdpbusd when present (bit-identical without).
+//            FP8 with AVX512_VBMI: E4M3 decoded exactly by byte-table lookups (NaN codes read as
+//            NaN, like the reference), same f32 products as the reference, two accumulators.
 //   kAmx     BF16, FP8, Q8_0, Q4_0 weights: X rounded to BF16, each weight widened to
 //            bf16(dequantised f32) 32 rows at a time into per-thread scratch (never a whole copy),
 //            tdpbf16ps on 16×16 tiles. F32/F16 weights fall back to kAvx512 (no precision loss).
@@ -60,6 +62,8 @@ struct MatmulVariant {
   bool avx512_bf16 = true;       // vdpbf16ps for BF16 weights on kAvx512
   bool avx512_vnni = true;       // vpdpbusd for Q8_0/Q4_0 on kAvx512
   bool int8_activations = true;  // Q8_0/Q4_0 on kAvx2/kAvx512: int8 activations (else f32)
+  bool fp8_vbmi = true;          // FP8 on kAvx512: the AVX512_VBMI table-decode kernel (else the
+                                 // E4M3 → f16 bit-move kernel)
   bool amx_emulated = false;     // kAmx: run the tile loop on a scalar model of the tiles (any CPU
                                  // with kAvx512), to test the layout where no AMX exists
 };
