@@ -6,9 +6,9 @@
 // Paths (IsaLevel) and their arithmetic; each is tested against a scalar reference of the same
 // arithmetic (tests/kernels/matmul_test.cpp states the tolerances):
 //   kScalar  weights dequantised to f32 exactly, X·W summed in f32 in k order. The reference.
-//   kAvx2    F32/F16/BF16/FP8: f32 FMA on the exact f32 weights, 8 lanes. (The SIMD paths decode
-//            E4M3 by moving bits into f16, exact for every finite code; the NaN codes 0x7F/0xFF,
-//            which checkpoints never hold, read as ±480·scale instead of NaN.)
+//   kAvx2    F32/F16/BF16/FP8: f32 FMA on the exact f32 weights, 8 lanes. (kAvx2, and kAvx512
+//            without VBMI, decode E4M3 by moving bits into f16, exact for every finite code; the
+//            NaN codes 0x7F/0xFF, which checkpoints never hold, read as ±480·scale instead of NaN.)
 //            Q8_0/Q4_0: activations quantised to int8 per 32-block (quantize_activations_q8),
 //            exact integer block dots, f32 sum of d_x·d_w·dot (the llama.cpp scheme); or, with
 //            exact_activations, f32 FMA on the exact f32 weights d·q like the types above.
