@@ -6,6 +6,7 @@
 // prints each result's weight-read rate as a fraction of it.
 //
 //   build/bench/matmul_bench [--threads N] [--reps R] [--max-m M] [--dtypes bf16,fp8,q8_0]
+// FP8 also runs "avx512x": the kernel for CPUs without AVX512_VBMI (MatmulVariant::fp8_vbmi).
 
 #include <immintrin.h>
 #include <sys/mman.h>
@@ -118,7 +119,17 @@ int main(int argc, char** argv) {
   for (DType dtype : {DType::kBF16, DType::kF8E4M3, DType::kQ8_0}) {
     if (dtypes.find(std::string(dtype_name(dtype))) == std::string::npos) continue;
     const WeightSet set = make_weight_set(dtype);
+    // FP8 on kAvx512 runs twice: the default kernel (table decode where the CPU has AVX512_VBMI)
+    // and "avx512x", the E4M3 → f16 bit-move kernel that CPUs without VBMI run.
+    std::vector<std::pair<IsaLevel, bool>> arms;
     for (IsaLevel path : paths) {
+      arms.emplace_back(path, true);
+      if (dtype == DType::kF8E4M3 && path == IsaLevel::kAvx512) arms.emplace_back(path, false);
+    }
+    for (const auto& [path, fp8_vbmi] : arms) {
+      MatmulVariant variant;
+      variant.fp8_vbmi = fp8_vbmi;
+      const std::string path_name = std::string(isa_level_name(path)) + (fp8_vbmi ? "" : "x");
       for (int64_t m : {1, 4, 16, 32, 128, 512}) {
         if (m > max_m) continue;
         if (path == IsaLevel::kScalar && m > 1) continue;  // far too slow to matter
@@ -130,7 +141,8 @@ int main(int argc, char** argv) {
         for (int r = 0; r < reps; ++r) {
           const double t0 = now_seconds();
           for (int64_t i = 0; i < n_mats; ++i) {
-            const Status st = matmul_on_path(pool, path, x.data(), m, set.views[i], y.data());
+            const Status st =
+                matmul_on_path(pool, path, x.data(), m, set.views[i], y.data(), variant);
             if (!st.ok()) {
               std::fprintf(stderr, "%s\n", st.to_string().c_str());
               return 1;
@@ -142,9 +154,8 @@ int main(int argc, char** argv) {
         const double gflops = 2.0 * m * kRows * kCols / t / 1e9;
         const double gbs = set.matrix_bytes / t / 1e9;
         std::printf("%-6s %-7s %5lld %10.3f %10.1f %9.2f %8.0f%%\n",
-                    std::string(dtype_name(dtype)).c_str(),
-                    std::string(isa_level_name(path)).c_str(), static_cast<long long>(m), t * 1e3,
-                    gflops, gbs, 100.0 * gbs / bw);
+                    std::string(dtype_name(dtype)).c_str(), path_name.c_str(),
+                    static_cast<long long>(m), t * 1e3, gflops, gbs, 100.0 * gbs / bw);
         std::fflush(stdout);
       }
     }

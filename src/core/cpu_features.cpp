@@ -61,6 +61,7 @@ CpuFeatures detect() {
   f.avx512bw = f.avx512f && bit(l7.ebx, 30);
   f.avx512vl = f.avx512f && bit(l7.ebx, 31);
   f.avx512_vnni = f.avx512f && bit(l7.ecx, 11);
+  f.avx512_vbmi = f.avx512f && bit(l7.ecx, 1);
   f.avx512_fp16 = f.avx512f && bit(l7.edx, 23);
   f.avx512_bf16 = f.avx512f && bit(l7s1.eax, 5);
   f.amx_bf16 = os_amx && bit(l7.edx, 22);

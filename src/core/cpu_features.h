@@ -24,6 +24,7 @@ struct CpuFeatures {
   bool avx512dq = false;
   bool avx512_bf16 = false;  // vdpbf16ps, vcvtneps2bf16
   bool avx512_vnni = false;  // vpdpbusd
+  bool avx512_vbmi = false;  // vpermb, vpermi2b (byte permutes across the register)
   bool avx512_fp16 = false;
   bool amx_tile = false;  // CPU + OS (XCR0) support; the Linux permission is separate
   bool amx_bf16 = false;

@@ -270,6 +270,17 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
     job.x_bf16 = x_bf16.data();
   }
 
+  std::vector<float> x_fp8;  // [m, x_fp8_ld] f32
+  if (path == IsaLevel::kAvx512 && w.dtype == DType::kF8E4M3 && variant.fp8_vbmi &&
+      cpu.avx512_vbmi) {
+    job.x_fp8_ld = matmul_detail::fp8_permute_x_ld(job.k);
+    x_fp8.resize(m * job.x_fp8_ld);
+    pool.parallel_for(m, [&](int64_t i, int) {
+      matmul_detail::fp8_permute_x(x + i * job.k, job.k, x_fp8.data() + i * job.x_fp8_ld);
+    });
+    job.x_fp8 = x_fp8.data();
+  }
+
   if (path == IsaLevel::kAmx) {
     using matmul_detail::kAmxRowBlock;
     using matmul_detail::kAmxStripRows;
@@ -293,9 +304,10 @@ Status matmul_on_path(ThreadPool& pool, IsaLevel path, const float* x, int64_t m
     return Status::ok_status();
   }
 
-  auto* block_fn = path == IsaLevel::kAvx512 ? matmul_detail::matmul_block_avx512
-                   : path == IsaLevel::kAvx2 ? matmul_detail::matmul_block_avx2
-                                             : matmul_detail::matmul_block_scalar;
+  auto* block_fn = job.x_fp8 != nullptr        ? matmul_detail::matmul_block_fp8_vbmi
+                   : path == IsaLevel::kAvx512 ? matmul_detail::matmul_block_avx512
+                   : path == IsaLevel::kAvx2   ? matmul_detail::matmul_block_avx2
+                                               : matmul_detail::matmul_block_scalar;
   if (packed) {  // tasks' j0 stay on 16-row groups
     block_fn = job.x_block_sum != nullptr ? matmul_detail::matmul_block_rows16_avx512
                : job.xq != nullptr        ? matmul_detail::matmul_block_q8act_generic

@@ -6,14 +6,16 @@
 // Paths (IsaLevel) and their arithmetic; each is tested against a scalar reference of the same
 // arithmetic (tests/kernels/matmul_test.cpp states the tolerances):
 //   kScalar  weights dequantised to f32 exactly, X·W summed in f32 in k order. The reference.
-//   kAvx2    F32/F16/BF16/FP8: f32 FMA on the exact f32 weights, 8 lanes. (The SIMD paths decode
-//            E4M3 by moving bits into f16, exact for every finite code; the NaN codes 0x7F/0xFF,
-//            which checkpoints never hold, read as ±480·scale instead of NaN.)
+//   kAvx2    F32/F16/BF16/FP8: f32 FMA on the exact f32 weights, 8 lanes. (kAvx2, and kAvx512
+//            without VBMI, decode E4M3 by moving bits into f16, exact for every finite code; the
+//            NaN codes 0x7F/0xFF, which checkpoints never hold, read as ±480·scale instead of NaN.)
 //            Q8_0/Q4_0: activations quantised to int8 per 32-block (quantize_activations_q8),
 //            exact integer block dots, f32 sum of d_x·d_w·dot (the llama.cpp scheme); or, with
 //            exact_activations, f32 FMA on the exact f32 weights d·q like the types above.
 //   kAvx512  as kAvx2 with 16 lanes, except BF16 weights with AVX512_BF16: X rounded to BF16 and
 //            vdpbf16ps. Integer dots use VNNI vpdpbusd when present (bit-identical without).
+//            FP8 with AVX512_VBMI: E4M3 decoded exactly by byte-table lookups (NaN codes read as
+//            NaN, like the reference), same f32 products as the reference, two accumulators.
 //   kAmx     BF16, FP8, Q8_0, Q4_0 weights: X rounded to BF16, each weight widened to
 //            bf16(dequantised f32) 32 rows at a time into per-thread scratch (never a whole copy),
 //            tdpbf16ps on 16×16 tiles. F32/F16 weights fall back to kAvx512 (no precision loss).
@@ -76,6 +78,8 @@ struct MatmulVariant {
   bool avx512_bf16 = true;       // vdpbf16ps for BF16 weights on kAvx512
   bool avx512_vnni = true;       // vpdpbusd for Q8_0/Q4_0 on kAvx512
   bool int8_activations = true;  // Q8_0/Q4_0 on kAvx2/kAvx512: int8 activations (else f32)
+  bool fp8_vbmi = true;          // FP8 on kAvx512: the AVX512_VBMI table-decode kernel (else the
+                                 // E4M3 → f16 bit-move kernel)
   bool amx_emulated = false;     // kAmx: run the tile loop on a scalar model of the tiles (any CPU
                                  // with kAvx512), to test the layout where no AMX exists
 };

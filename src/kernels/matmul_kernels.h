@@ -12,6 +12,7 @@ namespace seekserve::matmul_detail {
 
 constexpr int64_t kQBlock = 32;          // elements per Q8_0/Q4_0 block (and per activation block)
 constexpr int64_t kFp8ScaleBlock = 128;  // DeepSeek's scale_inv block edge
+constexpr int64_t kFp8Chunk = 64;        // FP8 weights decoded at a time by the VBMI kernel
 constexpr int64_t kAmxStripRows = 32;    // weight rows widened at a time by the AMX kernel
 constexpr int64_t kAmxRowBlock = 32;     // activation rows per AMX C-tile pair
 
@@ -36,6 +37,9 @@ struct MatmulJob {
   // kRows16 weights on the VNNI kernel: per row and block, −bias·Σ of the block's 32 x bytes
   // (bias 128 for Q8_0, whose packed bytes are w + 128; 8 for Q4_0's nibbles w + 8).
   const int32_t* x_block_sum = nullptr;  // [m, k / 32] i32
+  // kAvx512 FP8 weights with AVX512_VBMI: X rows in fp8_permute_x order (null: the f16 kernel).
+  const float* x_fp8 = nullptr;  // [m, x_fp8_ld] f32
+  int64_t x_fp8_ld = 0;
   bool use_bf16_dot = false;
   bool use_vnni = false;
   // kAmx: X rounded to bf16 and packed as B tiles (see amx_pack_x).
@@ -82,6 +86,14 @@ void quantize_activations_q8_avx512(const float* x, int64_t k, int8_t* q, float*
 // Bit-identical to matmul_block_q8act_generic.
 void matmul_block_rows16_avx512(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0,
                                 int64_t j1);
+
+// The FP8 kernel for CPUs with AVX512_VBMI (matmul_fp8_avx512.cpp; needs kAvx512 + VBMI).
+// fp8_permute_x writes one activation row x [k] as out [fp8_permute_x_ld(k)] f32 in the order the
+// kernel decodes weights: per 64-column chunk c, out[64c + 16v + 4L + p] = x[64c + 16L + 8(v / 2)
+// + 2p + v % 2] (v, L, p = 0..3), zero past k.
+int64_t fp8_permute_x_ld(int64_t k);
+void fp8_permute_x(const float* x, int64_t k, float* out);
+void matmul_block_fp8_vbmi(const MatmulJob& job, int64_t i0, int64_t i1, int64_t j0, int64_t j1);
 
 // Rows [row0, row0 + n_rows) of w as bf16(dequantised f32) into out [n_rows, ld] (ld >= cols,
 // columns [cols, ld) zeroed). Needs kAvx512 + AVX512_BF16.

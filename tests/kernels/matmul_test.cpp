@@ -393,15 +393,17 @@ TEST(MatmulTest, Avx512Path) {
   if (!cpu_has(IsaLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512 F/BW/VL/DQ";
   if (!cpu_features().avx512_bf16) std::printf("  (no AVX512_BF16: BF16 runs the f32 kernel)\n");
   if (!cpu_features().avx512_vnni) std::printf("  (no AVX512_VNNI: Q8_0/Q4_0 run maddubs)\n");
+  if (!cpu_features().avx512_vbmi) std::printf("  (no AVX512_VBMI: FP8 runs the f16 kernel)\n");
   check_path(IsaLevel::kAvx512, {}, "avx512");
 }
 
-TEST(MatmulTest, Avx512PathWithoutBf16AndVnni) {
+TEST(MatmulTest, Avx512PathWithoutBf16VnniAndVbmi) {
   if (!cpu_has(IsaLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512 F/BW/VL/DQ";
   MatmulVariant plain;
   plain.avx512_bf16 = false;
   plain.avx512_vnni = false;
-  check_path(IsaLevel::kAvx512, plain, "avx512 (no bf16/vnni)");
+  plain.fp8_vbmi = false;
+  check_path(IsaLevel::kAvx512, plain, "avx512 (no bf16/vnni/vbmi)");
 }
 
 // Q8_0/Q4_0 with f32 activations (MatmulOptions::exact_activations) run the reference arithmetic.
@@ -413,6 +415,81 @@ TEST(MatmulTest, F32ActivationsForBlockQuantisedWeights) {
   if (cpu_has(IsaLevel::kAvx512)) check_batch_invariance(IsaLevel::kAvx512, exact);
 }
 
+// The VBMI FP8 kernel on shapes around its 64-column chunks, 128-column scale blocks, 4-row
+// tiles and 128-row scale blocks, on weights that hold every finite E4M3 code in every row (when
+// k >= 254) and activations spread over 2^±8; then the NaN codes, which must give NaN exactly
+// where the reference does (in the first chunk, a middle block and the masked tail chunk, and
+// just after a row whose tail chunk is masked). Its products are the reference's, so it is held
+// to the f32 tolerance.
+TEST(MatmulTest, Fp8VbmiKernelEveryCodeAndOddShapes) {
+  if (!cpu_has(IsaLevel::kAvx512) || !cpu_features().avx512_vbmi) {
+    GTEST_SKIP() << "CPU lacks AVX512_VBMI";
+  }
+  ThreadPool pool(3);
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> scale(0.004f, 0.03f), octave(-8.0f, 8.0f);
+  std::vector<uint8_t> finite_codes;
+  for (int c = 0; c < 256; ++c) {
+    if ((c & 0x7F) != 0x7F) finite_codes.push_back(static_cast<uint8_t>(c));
+  }
+  const std::pair<int64_t, int64_t> shapes[] = {{1, 1},    {19, 63},   {130, 65},
+                                                {45, 129}, {200, 259}, {7, 300}};
+  for (int64_t m : {1, 3, 16, 17}) {
+    for (const auto& [n, k] : shapes) {
+      const std::string what = fmt::format("fp8 vbmi m={} n={} k={}", m, n, k);
+      SCOPED_TRACE(what);
+      std::vector<uint8_t> bytes(n * k);
+      for (int64_t j = 0; j < n; ++j) {
+        for (int64_t c = 0; c < k; ++c) bytes[j * k + c] = finite_codes[(j * 37 + c) % 254];
+      }
+      std::vector<float> scales(((n + 127) / 128) * ((k + 127) / 128));
+      for (float& f : scales) f = scale(rng);
+      const WeightView w{DType::kF8E4M3, bytes.data(), n, k, scales.data()};
+      std::vector<float> x = random_floats(rng, m * k);
+      for (float& v : x) v = std::ldexp(v, static_cast<int>(octave(rng)));
+      std::vector<float> y(m * n), ref(m * n);
+      ASSERT_TRUE(matmul_on_path(pool, IsaLevel::kAvx512, x.data(), m, w, y.data()).ok());
+      matmul_reference(x.data(), m, w, ref.data());
+      check_close(y, ref, abs_sums(x, m, w), 1e-5, what);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+  const int64_t m = 5, n = 9, k = 259;
+  std::vector<uint8_t> bytes(n * k);
+  for (int64_t e = 0; e < n * k; ++e) bytes[e] = finite_codes[(e * 101) % 254];
+  bytes[2 * k + 0] = 0x7F;  // row 1's tail chunk reads these bytes, masked off
+  bytes[5 * k + 258] = 0xFF;
+  bytes[7 * k + 130] = 0x7F;
+  std::vector<float> scales(3, 0.01f);
+  const WeightView w{DType::kF8E4M3, bytes.data(), n, k, scales.data()};
+  const std::vector<float> x = random_floats(rng, m * k);
+  std::vector<float> y(m * n), ref(m * n);
+  ASSERT_TRUE(matmul_on_path(pool, IsaLevel::kAvx512, x.data(), m, w, y.data()).ok());
+  matmul_reference(x.data(), m, w, ref.data());
+  const std::vector<double> s = abs_sums(x, m, w);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t e = i * n + j;
+      const bool nan_row = j == 2 || j == 5 || j == 7;
+      ASSERT_EQ(std::isnan(ref[e]), nan_row) << "reference, row " << j;
+      if (nan_row) {
+        EXPECT_TRUE(std::isnan(y[e])) << "x row " << i << ", w row " << j << ": " << y[e];
+      } else {
+        EXPECT_LE(std::fabs(y[e] - ref[e]), 1e-5 * s[e]) << "x row " << i << ", w row " << j;
+      }
+    }
+  }
+}
+
+// Where the CPU has VBMI, the kernel for CPUs without it is still the one the variant selects
+// (and BatchInvariantOnEveryPath / Avx512PathWithoutBf16AndVnni cover it too).
+TEST(MatmulTest, Fp8KernelWithoutVbmi) {
+  if (!cpu_has(IsaLevel::kAvx512)) GTEST_SKIP() << "CPU lacks AVX-512 F/BW/VL/DQ";
+  MatmulVariant no_vbmi;
+  no_vbmi.fp8_vbmi = false;
+  check_path(IsaLevel::kAvx512, no_vbmi, "avx512 (fp8 without vbmi)");
+  check_batch_invariance(IsaLevel::kAvx512, no_vbmi);
+}
 TEST(MatmulTest, Avx512VnniEqualsMaddubsBitForBit) {
   if (!cpu_has(IsaLevel::kAvx512) || !cpu_features().avx512_vnni) {
     GTEST_SKIP() << "CPU lacks AVX512_VNNI";
@@ -459,6 +536,7 @@ TEST(MatmulTest, BatchInvariantOnEveryPath) {
     MatmulVariant plain;
     plain.avx512_bf16 = false;
     plain.avx512_vnni = false;
+    plain.fp8_vbmi = false;
     check_batch_invariance(IsaLevel::kAvx512, plain);
   }
   if (cpu_has(IsaLevel::kAvx512) && cpu_features().avx512_bf16) {
