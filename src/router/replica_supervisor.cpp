@@ -355,17 +355,22 @@ void ReplicaSupervisor::replace(Replica& r, SteadyTime now) {
       r.info.slot, r.info.port, r.info.pid,
       format_duration(std::chrono::duration_cast<ControlDuration>(now - *r.failing_since)),
       format_duration(config_.replace_grace));
+  terminate(r, ReplicaState::kReplacing, now, config_.replace_grace);
+  r.failing_since.reset();
+  ++replaced_unhealthy_;
+}
+
+void ReplicaSupervisor::terminate(Replica& r, ReplicaState next, SteadyTime now,
+                                  ControlDuration grace) {
   if (r.info.backend_id) {
     pool_.remove_backend(*r.info.backend_id);
     r.info.backend_id.reset();
   }
   kill(-r.info.pid, SIGTERM);
-  r.info.state = ReplicaState::kReplacing;
+  r.info.state = next;
   r.since = now;
-  r.deadline = now + config_.replace_grace;
+  r.deadline = now + grace;
   r.sigkilled = false;
-  r.failing_since.reset();
-  ++replaced_unhealthy_;
 }
 
 void ReplicaSupervisor::tick(SteadyTime now) {
@@ -407,12 +412,7 @@ void ReplicaSupervisor::tick(SteadyTime now) {
           if (now > r.deadline)
             log_warn("replica {}: drain timeout with {} requests in flight", r.info.slot,
                      pool_.in_flight(*r.info.backend_id));
-          pool_.remove_backend(*r.info.backend_id);
-          r.info.backend_id.reset();
-          kill(-r.info.pid, SIGTERM);
-          r.info.state = ReplicaState::kStopping;
-          r.since = now;
-          r.deadline = now + config_.stop_timeout;
+          terminate(r, ReplicaState::kStopping, now, config_.stop_timeout);
           ++stopped_total_;
           log_info("replica {} on port {} drained: SIGTERM", r.info.slot, r.info.port);
         }

@@ -141,6 +141,9 @@ class ReplicaSupervisor {
   void reap(Replica& r, int wait_status, SteadyTime now);
   // Ready replica whose health check keeps failing: out of the pool, SIGTERM, restart on exit.
   void replace(Replica& r, SteadyTime now);
+  // Takes r out of the pool (if it is in), sends its process group SIGTERM and moves it to
+  // `next` (kStopping or kReplacing), SIGKILL due after `grace`.
+  void terminate(Replica& r, ReplicaState next, SteadyTime now, ControlDuration grace);
   int choose_port() const;
 
   ReplicaConfig config_;
